@@ -1,0 +1,195 @@
+"""The adapter protocol: streams, heartbeat rules, REST calls, FrameError.
+
+An adapter is sans-I/O (STYLE.md A1): it turns wanted streams into subscribe
+frames and received frames (text or bytes plus the receive time) into
+normalized events. It opens no socket, reads no clock and logs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from streamer.model import Event, Instrument
+
+Channel = Literal["liquidations", "funding", "ticker", "book"]
+"""What a stream carries, venue-neutral: liquidations, funding (with mark/index), 24 h ticker, best bid/ask."""
+
+
+class FrameError(Exception):
+    """The exchange sent something we cannot read (the remote's fault).
+
+    It is counted and the frame skipped; the socket stays up. Any other
+    exception raised from an adapter is a bug of ours.
+
+    Attributes:
+        reason: a short, bounded label for metrics (``json``, ``schema``, ``value``...).
+        detail: a human sentence naming the bad value.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One wanted subscription.
+
+    Attributes:
+        channel: what it carries.
+        raw_symbol: the venue's symbol, or None for the venue's all-market stream.
+        market: venue sub-market that decides the endpoint (Binance ``um``/``cm``).
+    """
+
+    channel: Channel
+    raw_symbol: str | None = None
+    market: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatSpec:
+    """A venue's keep-alive rules, for the transport.
+
+    Attributes:
+        ping_payload: application-level text ping the client must send, or None.
+        ping_interval_s: how often to send it.
+        ws_ping_interval_s: protocol-level ping interval (None: rely on the server's pings).
+        ws_ping_timeout_s: how long to wait for a pong to a protocol ping.
+        max_lifetime_s: the venue closes connections after this long (reconnect before).
+        max_streams_per_connection: shard subscriptions over several sessions above this.
+        max_messages_per_s: inbound message rate the venue allows from a client.
+    """
+
+    ping_payload: str | None = None
+    ping_interval_s: float | None = None
+    ws_ping_interval_s: float | None = 20.0
+    ws_ping_timeout_s: float | None = 20.0
+    max_lifetime_s: float | None = None
+    max_streams_per_connection: int = 200
+    max_messages_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestCall:
+    """A REST request an adapter wants made (the transport makes it).
+
+    Attributes:
+        endpoint: the adapter's own name for what the body is (passed back to ``parse_rest``).
+        path: path below the venue's REST base URL.
+        params: query parameters.
+        weight: the venue's request weight.
+        ttl_s: how long a body may be served from cache.
+        market: venue sub-market that decides the base URL.
+    """
+
+    endpoint: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    weight: int = 1
+    ttl_s: float | None = None
+    market: str = ""
+
+
+@dataclass
+class AdapterStats:
+    """Counters an adapter keeps while parsing (read by metrics).
+
+    Attributes:
+        frames: frames handed to ``parse``.
+        events: events produced.
+        control: control frames (acks, pongs, errors) that yield nothing.
+        ignored: data frames of channels we do not map (depth, trades...).
+        errors: FrameErrors by reason.
+        unmapped: events missing fields that depend on unknown metadata, by reason.
+    """
+
+    frames: int = 0
+    events: int = 0
+    control: int = 0
+    ignored: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    unmapped: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able copy."""
+        return {
+            "frames": self.frames,
+            "events": self.events,
+            "control": self.control,
+            "ignored": self.ignored,
+            "errors": dict(self.errors),
+            "unmapped": dict(self.unmapped),
+        }
+
+
+class Adapter(Protocol):
+    """What every exchange module offers (one instance per venue per process)."""
+
+    name: str
+    stats: AdapterStats
+
+    def subscribe(self, streams: Sequence[Stream]) -> list[str]:
+        """Subscribe request frames for these streams (one venue endpoint)."""
+        ...
+
+    def stream_key(self, stream: Stream) -> str:
+        """The venue's own name of a stream (for liveness tracking)."""
+        ...
+
+    def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
+        """Events in one received frame; [] for control frames; raises FrameError."""
+        ...
+
+    def heartbeat(self) -> HeartbeatSpec:
+        """The venue's keep-alive rules."""
+        ...
+
+    def load_instruments(self, body: str | bytes) -> int:
+        """Load a raw instrument REST body; returns how many instruments it held."""
+        ...
+
+    def instruments(self) -> list[Instrument]:
+        """Instruments known so far."""
+        ...
+
+    def parse_rest(self, endpoint: str, body: str | bytes, recv_ts: int) -> list[Event]:
+        """Events in a REST response body; raises FrameError."""
+        ...
+
+
+def finite(value: float | None) -> float | None:
+    """The value if it is a finite float, else None (``"nan"``/``"inf"`` coerce through msgspec)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def positive(value: float | None) -> float | None:
+    """The value if finite and > 0, else None (a price of 0 means "not given")."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    return value
+
+
+def num(text: str | float | int | None, what: str) -> float | None:
+    """A number from a wire value that may be a string, ``""`` or absent.
+
+    ``""`` and None give None; anything else that is not a finite number raises
+    FrameError naming the field and the value.
+    """
+    if text is None or text == "":
+        return None
+    if isinstance(text, bool):
+        raise FrameError("value", f"{what}={text!r} is not a number")
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FrameError("value", f"{what}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise FrameError("value", f"{what}={text!r} is not finite")
+    return value
