@@ -1,0 +1,285 @@
+"""Typed settings from YAML plus environment overrides, with errors that name the key, the value and the source.
+
+A config file is YAML; every key is optional (defaults below, documented in
+``config/streamer.example.yaml``). Environment variables override the file:
+``STREAMER__<SECTION>__<KEY>=value``, path parts separated by double
+underscores, values read as YAML scalars (``STREAMER__HTTP__PORT=9000``,
+``STREAMER__EXCHANGES__BINANCE__SYMBOLS='[BTCUSDT, ETHUSDT]'``).
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+Units are in the key names: ``_s`` seconds, ``_pct`` percent, ``_usd`` US dollars.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+__all__ = [
+    "BinanceSettings",
+    "ConfigError",
+    "HttpSettings",
+    "RulesSettings",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "STREAMER__"
+
+
+class ConfigError(Exception):
+    """A bad configuration value: which key, what value, what was expected, and where it came from."""
+
+    def __init__(self, key: str, value: object, expected: str, source: str) -> None:
+        self.key = key
+        self.value = value
+        self.expected = expected
+        self.source = source
+        super().__init__(f"config error in {source}: {key} = {value!r}: expected {expected}")
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every settings section: unknown keys are errors."""
+
+
+class HttpSettings(_Section):
+    """The HTTP endpoint (/metrics, /healthz, /readyz, /state)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9464
+    enabled: bool = True
+
+
+class BinanceSettings(_Section):
+    """Binance USDⓈ-M and COIN-M futures.
+
+    ``symbols``: raw Binance symbols (``BTCUSDT``, ``BTCUSD_PERP``) to track per
+    symbol (funding, book, open interest, market gauges); ``all_market`` adds the
+    venue-wide streams (every liquidation, every mark price).
+    """
+
+    enabled: bool = True
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD_PERP"])
+    all_market: bool = True
+    channels: list[Literal["liquidations", "funding", "ticker", "book"]] = msgspec.field(
+        default_factory=lambda: ["liquidations", "funding", "ticker"]
+    )
+    um_ws_url: str = "wss://fstream.binance.com/market/ws"
+    cm_ws_url: str = "wss://dstream.binance.com/ws"
+    um_rest_url: str = "https://fapi.binance.com"
+    cm_rest_url: str = "https://dapi.binance.com"
+    open_interest_poll_s: float = 30.0
+    instruments_refresh_s: float = 3600.0
+    rest_weight_per_min: int = 2400
+
+
+class ExchangesSettings(_Section):
+    """One section per venue."""
+
+    binance: BinanceSettings = msgspec.field(default_factory=BinanceSettings)
+
+
+class CascadeSettings(_Section):
+    """``liquidation_cascade``: one-sided liquidation notional over a rolling window."""
+
+    enabled: bool = True
+    window_s: float = 60.0
+    min_usd: float = 5_000_000.0
+    baseline_multiple: float = 5.0
+    baseline_window_s: float = 3600.0
+    resolve_ratio: float = 0.5
+    cooldown_s: float = 300.0
+
+
+class ExtremeFundingSettings(_Section):
+    """``extreme_funding``: |rate_8h| at or above the threshold (percent per 8 h)."""
+
+    enabled: bool = True
+    threshold_pct: float = 0.1
+    resolve_ratio: float = 0.8
+    cooldown_s: float = 300.0
+
+
+class LargeLiquidationSettings(_Section):
+    """``large_liquidation``: one liquidation at or above the USD threshold."""
+
+    enabled: bool = True
+    min_usd: float = 1_000_000.0
+
+
+class RulesSettings(_Section):
+    """Alert rules and their thresholds."""
+
+    liquidation_cascade: CascadeSettings = msgspec.field(default_factory=CascadeSettings)
+    extreme_funding: ExtremeFundingSettings = msgspec.field(default_factory=ExtremeFundingSettings)
+    large_liquidation: LargeLiquidationSettings = msgspec.field(default_factory=LargeLiquidationSettings)
+
+
+class SinksSettings(_Section):
+    """Where alerts go."""
+
+    stdout: bool = True
+
+
+class BusSettings(_Section):
+    """The event bus."""
+
+    backend: Literal["memory"] = "memory"
+    consumer_queue_size: int = 10_000
+
+
+class Settings(_Section):
+    """Everything the daemon reads."""
+
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    exchanges: ExchangesSettings = msgspec.field(default_factory=ExchangesSettings)
+    rules: RulesSettings = msgspec.field(default_factory=RulesSettings)
+    sinks: SinksSettings = msgspec.field(default_factory=SinksSettings)
+    bus: BusSettings = msgspec.field(default_factory=BusSettings)
+    state_dir: str = "~/.cache/streamer"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# --------------------------------------------------------------------------- loading
+
+_PATH_RE = re.compile(r"`\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
+
+
+def _dig(data: Any, path: list[str]) -> object:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+def _error_from_msgspec(exc: msgspec.ValidationError, data: Mapping[str, Any], sources: dict[str, str]) -> ConfigError:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.http.port`" into a ConfigError."""
+    text = str(exc)
+    m = _PATH_RE.search(text)
+    path_text = m.group(1) if m else ""
+    parts = [p for p in re.split(r"\.|\[|\]", path_text) if p]
+    key = ".".join(parts) or "(top level)"
+    expected = text.split(" - at ")[0]
+    if expected.startswith("Object contains unknown field"):
+        field = expected.split("`")[1] if "`" in expected else "?"
+        key = ".".join([*parts, field]) if parts else field
+        expected = "a known key (see config/streamer.example.yaml); this key does not exist"
+        value = _dig(data, [*parts, field])
+    else:
+        value = _dig(data, parts)
+        expected = expected.replace("Expected ", "")
+        if expected.startswith("Invalid enum value"):
+            expected = "one of the values listed in config/streamer.example.yaml"
+    source = sources.get(key) or next((s for k, s in sources.items() if key.startswith(k + ".")), None)
+    return ConfigError(key, value, expected, source or sources.get("", "defaults"))
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any, str]]:
+    out = []
+    for name, text in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        out.append((path, value, f"environment variable {name}"))
+    return out
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from a YAML file (optional) and ``STREAMER__*`` environment variables.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is invalid.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {"": "defaults"}
+    if path is not None:
+        src = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError("(file)", src, f"a readable YAML file ({exc.strerror})", src) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError("(file)", src, f"valid YAML{where}: {getattr(exc, 'problem', exc)}", src) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("(top level)", loaded, "a mapping of sections (http:, exchanges:, rules: ...)", src)
+        data = loaded
+        sources[""] = src
+    for parts, value, src in _env_overrides(env):
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+        sources[".".join(parts)] = src
+    try:
+        settings = msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        raise _error_from_msgspec(exc, data, sources) from None
+    _check_ranges(settings, sources)
+    return settings
+
+
+def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
+    def src(key: str) -> str:
+        return sources.get(key) or sources.get("", "defaults")
+
+    if not 0 <= settings.http.port <= 65535:
+        raise ConfigError("http.port", settings.http.port, "a TCP port 0..65535", src("http.port"))
+    b = settings.exchanges.binance
+    for key, value in (
+        ("exchanges.binance.open_interest_poll_s", b.open_interest_poll_s),
+        ("exchanges.binance.instruments_refresh_s", b.instruments_refresh_s),
+        ("rules.liquidation_cascade.window_s", settings.rules.liquidation_cascade.window_s),
+        ("rules.liquidation_cascade.min_usd", settings.rules.liquidation_cascade.min_usd),
+        ("rules.extreme_funding.threshold_pct", settings.rules.extreme_funding.threshold_pct),
+        ("rules.large_liquidation.min_usd", settings.rules.large_liquidation.min_usd),
+    ):
+        if not value > 0:
+            raise ConfigError(key, value, "a number > 0", src(key))
+    for key, value in (
+        ("rules.liquidation_cascade.resolve_ratio", settings.rules.liquidation_cascade.resolve_ratio),
+        ("rules.extreme_funding.resolve_ratio", settings.rules.extreme_funding.resolve_ratio),
+    ):
+        if not 0 < value <= 1:
+            raise ConfigError(key, value, "a ratio in (0, 1]", src(key))
+    for key, url in (
+        ("exchanges.binance.um_ws_url", b.um_ws_url),
+        ("exchanges.binance.cm_ws_url", b.cm_ws_url),
+    ):
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(key, url, "a ws:// or wss:// URL", src(key))
+    for key, url in (
+        ("exchanges.binance.um_rest_url", b.um_rest_url),
+        ("exchanges.binance.cm_rest_url", b.cm_rest_url),
+    ):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(key, url, "an http:// or https:// URL", src(key))
+    if settings.bus.consumer_queue_size < 1:
+        raise ConfigError("bus.consumer_queue_size", settings.bus.consumer_queue_size, "an integer >= 1",
+                          src("bus.consumer_queue_size"))
