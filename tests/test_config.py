@@ -1,0 +1,65 @@
+"""Config: defaults, the example file, environment overrides, and errors naming key, value, source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.config import ConfigError, load_settings
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "streamer.example.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "streamer.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads_and_equals_defaults():
+    assert load_settings(EXAMPLE, env={}) == load_settings(None, env={})
+
+
+def test_environment_overrides_file(tmp_path: Path):
+    path = write(tmp_path, "http:\n  port: 9000\n")
+    s = load_settings(path, env={"STREAMER__HTTP__PORT": "9100",
+                                 "STREAMER__EXCHANGES__BINANCE__SYMBOLS": "[BTCUSDT, ETHUSDT]"})
+    assert (s.http.port, s.exchanges.binance.symbols) == (9100, ["BTCUSDT", "ETHUSDT"])
+
+
+def test_wrong_type_names_key_value_and_file(tmp_path: Path):
+    path = write(tmp_path, "http:\n  port: abc\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    err = info.value
+    assert (err.key, err.value, err.source) == ("http.port", "abc", str(path))
+    assert "int" in err.expected
+
+
+def test_unknown_key_is_an_error_not_a_silent_default(tmp_path: Path):
+    path = write(tmp_path, "rules:\n  extreme_funding:\n    threshold: 0.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.key == "rules.extreme_funding.threshold"
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"STREAMER__RULES__EXTREME_FUNDING__THRESHOLD_PCT": "-1"})
+    err = info.value
+    assert (err.key, err.value, err.source) == (
+        "rules.extreme_funding.threshold_pct", -1, "environment variable STREAMER__RULES__EXTREME_FUNDING__THRESHOLD_PCT")
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path):
+    path = write(tmp_path, "http:\n  port: [1\n")
+    with pytest.raises(ConfigError, match="line"):
+        load_settings(path, env={})
+
+
+def test_bad_url_scheme_is_rejected(tmp_path: Path):
+    path = write(tmp_path, "exchanges:\n  binance:\n    um_ws_url: http://x\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.key == "exchanges.binance.um_ws_url"
