@@ -310,6 +310,7 @@ class BinanceAdapter:
         self.stats = AdapterStats()
         self._marks: dict[str, float] = {}
         self._req_id = 0
+        self._funding_info_markets: set[str] = set()
         self.last_channel: str | None = None
         """Channel of the last data frame parsed (``liquidations``, ``funding``, ``ticker``, ``book``)."""
 
@@ -391,7 +392,10 @@ class BinanceAdapter:
                 for frow in rows:
                     if frow.fundingIntervalHours is not None and frow.fundingIntervalHours > 0:
                         self.meta.set_interval(frow.symbol, frow.fundingIntervalHours)
-                self.meta.set_default_interval(8.0)
+                # fundingInfo lists only symbols off the 8 h default; the body names no market, so the
+                # market is read off its symbols (an empty body counts for both markets).
+                markets = {self.market_of(frow.symbol) for frow in rows} or {"um", "cm"}
+                self._funding_info_markets |= markets
                 return len(rows)
         except msgspec.ValidationError as exc:
             raise FrameError("schema", f"instrument body: {exc}") from None
@@ -407,6 +411,16 @@ class BinanceAdapter:
         if inst is not None:
             return inst
         return instrument_from_name(raw_symbol)
+
+    def funding_interval_h(self, raw_symbol: str) -> float | None:
+        """Hours between fundings: fundingInfo's value, else 8 h once that market's fundingInfo is loaded."""
+        hours = self.meta.funding_interval_h(raw_symbol)
+        if hours is not None:
+            return hours
+        inst = self.meta.get(raw_symbol)
+        if inst is not None and inst.kind != "perpetual":
+            return None
+        return 8.0 if self.market_of(raw_symbol) in self._funding_info_markets else None
 
     def _symbol(self, raw_symbol: str) -> tuple[str | None, Instrument | None]:
         inst = self.instrument(raw_symbol)
@@ -584,7 +598,7 @@ class BinanceAdapter:
         mark: float | None,
         index: float | None,
     ) -> Funding:
-        interval = self.meta.funding_interval_h(raw)
+        interval = self.funding_interval_h(raw)
         if interval is None:
             self.stats.unmapped["funding_interval"] += 1
         rate_8h, annualized = funding_fields(rate, interval)
