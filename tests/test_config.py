@@ -48,8 +48,8 @@ def test_bad_environment_value_names_the_variable():
     with pytest.raises(ConfigError) as info:
         load_settings(None, env={"STREAMER__RULES__EXTREME_FUNDING__THRESHOLD_PCT": "-1"})
     err = info.value
-    assert (err.key, err.value, err.source) == (
-        "rules.extreme_funding.threshold_pct", -1, "environment variable STREAMER__RULES__EXTREME_FUNDING__THRESHOLD_PCT")
+    assert (err.key, err.value) == ("rules.extreme_funding.threshold_pct", -1)
+    assert err.source == "environment variable STREAMER__RULES__EXTREME_FUNDING__THRESHOLD_PCT"
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path):
