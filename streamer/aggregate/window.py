@@ -1,0 +1,309 @@
+"""Rolling windows keyed by event ts (ms); O(1) amortized; never awaits, never reads a clock.
+
+Three structures, all driven only by the times passed in (an event's ``ts``):
+
+* :class:`SumWindow`: sum / count of values over the last ``span_ms`` of event
+  time, in fixed ``bucket_ms`` buckets (sparse: memory grows with occupied
+  buckets, at most ``span_ms / bucket_ms`` of them).
+* :class:`RollingMean`: the mean of samples over a long span (24 h funding
+  averages), a :class:`SumWindow` with coarse buckets.
+* :class:`SampleHistory`: time-indexed samples, thinned to one per
+  ``resolution_ms``, answering "the value at or just before t".
+
+**Window definition.** Let ``b`` = ``bucket_ms``, ``n`` = ``span_ms / b`` and
+``k(t) = t // b``. A window *at time t* holds every value whose ``ts`` lies in
+one of the ``n`` buckets ``k(t) - n + 1 .. k(t)``, i.e. ``ts`` in
+``[(k(t) - n + 1)·b, (k(t) + 1)·b)``. With 1 s buckets, the 60 s window at
+t = 10:00:30.250 holds ts from 09:59:31.000 to 10:00:30.999.
+
+**Horizon.** Each window remembers the largest time it has seen (an added
+``ts`` or a query's ``now_ms``): the horizon. Time never goes back: a query
+with ``now_ms`` below the horizon answers for the horizon.
+
+**Late values.** A value whose bucket is still inside the window at the
+horizon is added to its own bucket (``late_accepted`` + 1); one whose bucket
+has already left the window is dropped (``late_dropped`` + 1). Because a
+dropped value could never be part of any later answer, which values a window
+holds depends only on the set of values, not on their arrival order.
+
+**Sums** are running sums (add on arrival, subtract on eviction), so a total
+can differ from a fresh sum of the same values in the last bits (a replay in
+the same order gives the same bits). Values that are exact in binary (whole
+dollars) stay exact; an empty window is exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_right
+from collections import deque
+
+__all__ = ["RollingMean", "SampleHistory", "SumWindow"]
+
+
+class SumWindow:
+    """Sum, count and missing-count of values over a rolling span of event time.
+
+    ``add(ts, value)`` with ``value=None`` counts a sample whose value is
+    unknown: it is in ``count`` and ``missing``, not in ``total``. (A
+    liquidation of unknown size still happened.)
+
+    Args:
+        span_ms: window length in ms; a multiple of ``bucket_ms``.
+        bucket_ms: bucket length in ms (default 1 s).
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_count",
+        "_missing",
+        "_now",
+        "_sum",
+        "bucket_ms",
+        "late_accepted",
+        "late_dropped",
+        "n_buckets",
+        "span_ms",
+    )
+
+    def __init__(self, span_ms: int, bucket_ms: int = 1000) -> None:
+        if bucket_ms <= 0 or span_ms <= 0 or span_ms % bucket_ms:
+            raise ValueError(f"span_ms ({span_ms}) must be a positive multiple of bucket_ms ({bucket_ms})")
+        self.span_ms = span_ms
+        self.bucket_ms = bucket_ms
+        self.n_buckets = span_ms // bucket_ms
+        # Buckets in increasing index order: [index, sum, count, missing].
+        self._buckets: deque[list[float]] = deque()
+        self._sum = 0.0
+        self._count = 0
+        self._missing = 0
+        self._now: int | None = None
+        self.late_accepted = 0
+        self.late_dropped = 0
+
+    @property
+    def horizon(self) -> int | None:
+        """Largest time seen (ms), None before the first add or query."""
+        return self._now
+
+    def _advance(self, now_ms: int) -> None:
+        if self._now is not None and now_ms <= self._now:
+            return
+        self._now = now_ms
+        cutoff = now_ms // self.bucket_ms - self.n_buckets  # buckets <= cutoff are out
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= cutoff:
+            _, s, c, m = buckets.popleft()
+            self._sum -= s
+            self._count -= int(c)
+            self._missing -= int(m)
+        if not buckets:
+            self._sum = 0.0  # no drift survives an empty window
+
+    def add(self, ts: int, value: float | None) -> bool:
+        """Add one sample at event time ``ts`` (ms); False when it was too late and dropped."""
+        k = ts // self.bucket_ms
+        buckets = self._buckets
+        if self._now is None or ts >= self._now:
+            self._advance(ts)
+            if buckets and buckets[-1][0] == k:
+                bucket = buckets[-1]
+            else:
+                bucket = [k, 0.0, 0, 0]
+                buckets.append(bucket)
+        else:
+            if k <= self._now // self.bucket_ms - self.n_buckets:
+                self.late_dropped += 1
+                return False
+            self.late_accepted += 1
+            bucket = self._late_bucket(k)
+        bucket[2] += 1
+        self._count += 1
+        if value is None:
+            bucket[3] += 1
+            self._missing += 1
+        else:
+            bucket[1] += value
+            self._sum += value
+        return True
+
+    def _late_bucket(self, k: int) -> list[float]:
+        buckets = self._buckets
+        for i in range(len(buckets) - 1, -1, -1):
+            idx = buckets[i][0]
+            if idx == k:
+                return buckets[i]
+            if idx < k:
+                bucket = [k, 0.0, 0, 0]
+                buckets.insert(i + 1, bucket)
+                return bucket
+        bucket = [k, 0.0, 0, 0]
+        buckets.appendleft(bucket)
+        return bucket
+
+    def total(self, now_ms: int) -> float:
+        """Sum of the known values in the window at ``now_ms``."""
+        self._advance(now_ms)
+        return self._sum
+
+    def count(self, now_ms: int) -> int:
+        """Number of samples (known or not) in the window at ``now_ms``."""
+        self._advance(now_ms)
+        return self._count
+
+    def missing(self, now_ms: int) -> int:
+        """Number of samples with unknown value in the window at ``now_ms``."""
+        self._advance(now_ms)
+        return self._missing
+
+    def totals(self, now_ms: int) -> tuple[float, int, int]:
+        """``(total, count, missing)`` at ``now_ms``."""
+        self._advance(now_ms)
+        return self._sum, self._count, self._missing
+
+    def mean(self, now_ms: int) -> float | None:
+        """Mean of the known values at ``now_ms``; None when there are none."""
+        self._advance(now_ms)
+        known = self._count - self._missing
+        return self._sum / known if known else None
+
+    def __len__(self) -> int:
+        """Occupied buckets (memory use), as of the horizon."""
+        return len(self._buckets)
+
+
+class RollingMean:
+    """Sample mean over a long span of event time, in coarse buckets (bounded memory).
+
+    Used for the 24 h average funding rate: every sample weighs the same (a
+    venue that publishes every second weighs its seconds, not its settlements).
+
+    Args:
+        span_ms: window length (default 24 h).
+        bucket_ms: bucket length (default 1 min: at most 1440 buckets for 24 h).
+    """
+
+    __slots__ = ("_window",)
+
+    def __init__(self, span_ms: int = 86_400_000, bucket_ms: int = 60_000) -> None:
+        self._window = SumWindow(span_ms, bucket_ms)
+
+    @property
+    def window(self) -> SumWindow:
+        """The underlying window (for its counters)."""
+        return self._window
+
+    def add(self, ts: int, value: float) -> bool:
+        """Add one sample at event time ``ts``; False when it was too late and dropped."""
+        return self._window.add(ts, value)
+
+    def mean(self, now_ms: int) -> float | None:
+        """Mean of the samples in the window at ``now_ms``, None when empty."""
+        return self._window.mean(now_ms)
+
+    def count(self, now_ms: int) -> int:
+        """Samples in the window at ``now_ms``."""
+        return self._window.count(now_ms)
+
+
+_NAN = math.nan
+
+
+class SampleHistory:
+    """Time-indexed samples of ``width`` float fields, for "value at or before t" lookups.
+
+    Thinning: samples are kept at most one per ``resolution_ms`` bucket
+    (``ts // resolution_ms``), the EARLIEST one seen in that bucket, so a
+    lookup is never off by more than about one resolution step.
+
+    Retention: everything newer than ``newest - span_ms`` plus the single
+    newest sample at or before that edge (so ``at_or_before(newest - span_ms)``
+    keeps an answer). Memory is at most ``span_ms / resolution_ms + 2`` samples,
+    stored in flat arrays (24 bytes per sample for two fields).
+
+    Out-of-order samples (REST seeding after live data) are inserted in place.
+
+    Args:
+        span_ms: how far back lookups must reach.
+        resolution_ms: thinning step.
+        width: number of float fields per sample (None is stored as NaN).
+    """
+
+    __slots__ = ("_head", "_ts", "_vals", "resolution_ms", "span_ms", "width")
+
+    def __init__(self, span_ms: int, resolution_ms: int, width: int = 1) -> None:
+        if span_ms <= 0 or resolution_ms <= 0 or width < 1:
+            raise ValueError("span_ms, resolution_ms and width must be positive")
+        self.span_ms = span_ms
+        self.resolution_ms = resolution_ms
+        self.width = width
+        self._ts: array[int] = array("q")
+        self._vals: array[float] = array("d")
+        self._head = 0
+
+    def __len__(self) -> int:
+        """Samples kept."""
+        return len(self._ts) - self._head
+
+    @property
+    def newest_ts(self) -> int | None:
+        """ts of the newest kept sample."""
+        return self._ts[-1] if len(self) else None
+
+    @property
+    def oldest_ts(self) -> int | None:
+        """ts of the oldest kept sample."""
+        return self._ts[self._head] if len(self) else None
+
+    def add(self, ts: int, *values: float | None) -> bool:
+        """Add a sample; False when thinning kept an earlier sample of the same bucket instead."""
+        if len(values) != self.width:
+            raise ValueError(f"expected {self.width} values, got {len(values)}")
+        row = [_NAN if v is None else float(v) for v in values]
+        res = self.resolution_ms
+        tss = self._ts
+        if not len(self) or ts > tss[-1]:
+            if len(self) and tss[-1] // res == ts // res:
+                return False  # same bucket as the newest sample, which is earlier
+            tss.append(ts)
+            self._vals.extend(row)
+        else:
+            pos = bisect_right(tss, ts, self._head)
+            if pos > self._head and tss[pos - 1] // res == ts // res:
+                return False  # an earlier (or equal) sample of this bucket is kept
+            w = self.width
+            if pos < len(tss) and tss[pos] // res == ts // res:
+                tss[pos] = ts  # this one is earlier than the kept one: replace
+                self._vals[pos * w : pos * w + w] = array("d", row)
+            else:
+                tss.insert(pos, ts)
+                self._vals[pos * w : pos * w] = array("d", row)
+        self._evict()
+        return True
+
+    def _evict(self) -> None:
+        tss = self._ts
+        edge = tss[-1] - self.span_ms
+        head = self._head
+        # Drop the oldest while the next one is still at or before the edge.
+        while head + 1 < len(tss) and tss[head + 1] <= edge:
+            head += 1
+        self._head = head
+        if head > 64 and head * 2 > len(tss):
+            del tss[:head]
+            del self._vals[: head * self.width]
+            self._head = 0
+
+    def at_or_before(self, t: int, max_age_ms: int | None = None) -> tuple[int, tuple[float | None, ...]] | None:
+        """The newest sample with ``ts <= t`` (and ``ts >= t - max_age_ms`` when given), else None."""
+        tss = self._ts
+        pos = bisect_right(tss, t, self._head) - 1
+        if pos < self._head:
+            return None
+        ts = tss[pos]
+        if max_age_ms is not None and ts < t - max_age_ms:
+            return None
+        w = self.width
+        vals = tuple(None if math.isnan(v) else v for v in self._vals[pos * w : pos * w + w])
+        return ts, vals
