@@ -94,6 +94,64 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The daemon until SIGTERM/SIGINT."""
+    import asyncio
+
+    from streamer.config import ConfigError, load_settings
+    from streamer.daemon import run_daemon, setup_logging
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"streamer run: {exc}", file=sys.stderr)
+        return 2
+    if args.http:
+        try:
+            settings = _with_http(settings, args.http)
+        except ValueError as exc:
+            print(f"streamer run: --http {args.http!r}: {exc}", file=sys.stderr)
+            return 2
+    setup_logging(settings.log_level)
+    return asyncio.run(run_daemon(settings))
+
+
+def _with_http(settings: object, spec: str) -> object:
+    import msgspec
+
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464")
+    http = msgspec.structs.replace(settings.http, host=host or "127.0.0.1", port=int(port), enabled=True)  # type: ignore[attr-defined]
+    return msgspec.structs.replace(settings, http=http)  # type: ignore[type-var]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The daemon against the built-in simulator, offline, no config."""
+    import asyncio
+
+    from streamer.daemon import setup_logging
+    from streamer.demo import run_demo
+
+    setup_logging("warning" if not args.verbose else "info")
+    try:
+        return asyncio.run(run_demo(duration_s=args.duration, http=args.http, scenario=args.scenario,
+                                    seed=args.seed))
+    except ValueError as exc:
+        print(f"streamer demo: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """The simulator alone."""
+    from streamer.sim import main as sim_main
+
+    argv = ["--port", str(args.port), "--seed", str(args.seed)]
+    if args.scenario:
+        argv += ["--scenario", args.scenario]
+    return sim_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer",
@@ -132,6 +190,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     norm.add_argument("file", nargs="?", default="-", help="frames file, or - for standard input (default)")
     norm.set_defaults(func=cmd_normalize)
+
+    run = sub.add_parser(
+        "run",
+        help="the daemon: stream, aggregate, alert, serve /metrics",
+        description="Run the daemon: WebSocket subscriptions and REST polls per venue, live aggregates, alert "
+        "rules; alerts go to stdout as JSON lines, metrics to /metrics. SIGTERM or Ctrl-C stop it cleanly "
+        "(exit 0); a second Ctrl-C exits at once.",
+        epilog="example:\n  streamer run --config config/streamer.example.yaml --http 127.0.0.1:9464\n"
+        "environment overrides: STREAMER__<SECTION>__<KEY>=value, e.g. STREAMER__HTTP__PORT=9000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", metavar="FILE", help="YAML settings (default: built-in defaults)")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /readyz, /state here")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the daemon against the built-in exchange simulator (offline, no config)",
+        description="Start the loopback exchange simulator with a scripted market (a liquidation cascade, a "
+        "funding spike, an open-interest surge) and the daemon against it. Alerts print on stdout as JSON "
+        "lines; progress on stderr; /metrics is live on --http.",
+        epilog="example:\n  streamer demo --duration 60 --http 127.0.0.1:9464",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--duration", type=float, default=60.0, metavar="S",
+                      help="seconds to run, then exit 0 (default 60; Ctrl-C stops earlier)")
+    demo.add_argument("--http", default="127.0.0.1:9464", metavar="HOST:PORT",
+                      help="where to serve /metrics etc. (default 127.0.0.1:9464; port 0 picks one)")
+    demo.add_argument("--scenario", default="demo", help="simulator scenario: demo, cascade, funding_spike, "
+                      "oi_surge, calm (default demo)")
+    demo.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
+    demo.add_argument("-v", "--verbose", action="store_true", help="log connections and polls on stderr")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser(
+        "sim",
+        help="the loopback exchange simulator alone; prints its URLs",
+        description="Serve the simulated venues (WebSocket + REST, each venue's real wire protocol) on "
+        "127.0.0.1 until Ctrl-C. Point `streamer run` (or ccxt) at the printed URLs.",
+    )
+    sim.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--scenario", default=None, help="demo, cascade, funding_spike, oi_surge, calm")
+    sim.set_defaults(func=cmd_sim)
 
     return parser
 

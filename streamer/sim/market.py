@@ -1,0 +1,944 @@
+"""Simulated books of record: prices, open interest, funding, liquidations; scripted scenarios.
+
+The market is venue-neutral state that every venue module renders in its own wire format. It is
+deterministic: the same ``seed``, ``start_ms`` and scenario give the same prices, funding rates,
+open interest and liquidations, whatever the wall clock does, because time advances on a fixed
+grid (multiples of ``step_ms``; ``advance_to`` replays every grid point up to ``now``).
+
+Units (as the exchanges use them, not normalized):
+
+- prices are in the quote currency (USDT for Binance USDⓈ-M, USD for COIN-M);
+- ``open_interest``, liquidation ``qty`` and 24 h ``volume`` are in the venue's quantity unit:
+  base coin for linear (UM) contracts, contracts for inverse (CM) ones (``contract_size`` USD each);
+- funding rates are fractions per funding interval (0.0001 = 0.01 %);
+- times are integer milliseconds since the Unix epoch, UTC.
+
+What the market did is kept for tests to compare with what a client read: ``liquidations``
+(every generated order), ``pushed`` (the ones a venue may push: the latest order per symbol in
+each 1000 ms window, which is Binance's documented cap for ``<symbol>@forceOrder`` and
+``!forceOrder@arr``; see exchanges.md §1.2), ``funding_history``, ``oi_history`` and the live
+``state(symbol)``.
+
+Scenarios are timelines of effects, each starting ``start_s`` seconds after the sim start:
+``Cascade`` (one-sided liquidation burst), ``FundingSpike`` and ``OiSurge``. ``SCENARIOS`` holds the
+named ones (``calm``, ``cascade``, ``funding_spike``, ``oi_surge``, ``demo``), and
+``Market.schedule`` adds an effect at run time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "DAY_MS",
+    "HOUR_MS",
+    "OI_HISTORY_STEP_MS",
+    "PERPETUAL_DELIVERY_MS",
+    "PUSH_WINDOW_MS",
+    "SCENARIOS",
+    "Cascade",
+    "Clock",
+    "Effect",
+    "FundingRecord",
+    "FundingSpike",
+    "Instrument",
+    "Liquidation",
+    "Market",
+    "OiPoint",
+    "OiSurge",
+    "Product",
+    "PushedLiquidation",
+    "Scenario",
+    "Side",
+    "SymbolState",
+    "get_scenario",
+    "quarterly_expiry_ms",
+]
+
+Clock = Callable[[], int]
+"""A clock returns integer milliseconds since the Unix epoch."""
+
+Side = Literal["BUY", "SELL"]
+Product = Literal["um", "cm"]
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+PUSH_WINDOW_MS = 1_000
+"""Liquidation push window: Binance pushes only the latest liquidation per symbol per 1000 ms."""
+OI_HISTORY_STEP_MS = 5 * MINUTE_MS
+"""Open interest is recorded every 5 minutes (the finest ``openInterestHist`` period)."""
+PERPETUAL_DELIVERY_MS = 4_133_404_800_000
+"""The ``deliveryDate`` Binance gives perpetual contracts (2100-12-25 08:00 UTC)."""
+HISTORY_DAYS = 30
+"""How far back the REST history endpoints answer (Binance: the latest 30 days)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Instruments and state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Static description of one contract, plus the parameters that drive its simulation.
+
+    ``contract_size`` is 1.0 for linear contracts (quantity is base coin) and the USD face value of
+    one contract for inverse ones. ``funding_interval_h`` is 0 for dated futures.
+    """
+
+    symbol: str
+    product: Product
+    pair: str
+    base_asset: str
+    quote_asset: str
+    margin_asset: str
+    contract_type: str
+    delivery_ms: int
+    onboard_ms: int
+    contract_size: float
+    price_decimals: int
+    qty_decimals: int
+    funding_interval_h: int
+    underlying_sub_type: tuple[str, ...]
+    start_price: float
+    start_oi: float
+    vol_per_sqrt_s: float
+    liq_rate_per_s: float
+    liq_median_usd: float
+    funding_mean: float
+    adjusted_funding_cap: float | None = None
+
+    @property
+    def perpetual(self) -> bool:
+        return self.contract_type == "PERPETUAL"
+
+    @property
+    def inverse(self) -> bool:
+        return self.product == "cm"
+
+    @property
+    def tick(self) -> float:
+        return 10.0**-self.price_decimals
+
+    @property
+    def step(self) -> float:
+        return 10.0**-self.qty_decimals
+
+    def round_price(self, price: float) -> float:
+        return round(price, self.price_decimals)
+
+    def round_qty(self, qty: float) -> float:
+        return round(qty, self.qty_decimals)
+
+    def notional_usd(self, qty: float, price: float) -> float:
+        """USD value of ``qty`` venue units at ``price`` (linear: qty × price; inverse: qty × face)."""
+        return qty * self.contract_size if self.inverse else qty * price
+
+    def base_qty(self, qty: float, price: float) -> float:
+        """Base-coin amount of ``qty`` venue units at ``price``."""
+        return qty * self.contract_size / price if self.inverse else qty
+
+
+@dataclass(slots=True)
+class SymbolState:
+    """Live state of one contract. Read it; only the market writes it.
+
+    ``volume_24h`` is in venue quantity units (UM base coin, CM contracts); ``quote_volume_24h``
+    is UM quote currency, CM base coin (the unit Binance's ``q`` / ``baseVolume`` use).
+    """
+
+    index_price: float
+    mark_price: float
+    last_price: float
+    last_qty: float
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    funding_rate: float
+    next_funding_ms: int
+    open_interest: float
+    volume_24h: float
+    quote_volume_24h: float
+    open_24h: float
+    high_24h: float
+    low_24h: float
+    first_trade_id: int
+    last_trade_id: int
+    book_update_id: int
+    updated_ms: int
+    premium: float = 0.0
+    oi_target: float = 0.0
+    spike_saved_rate: float | None = None
+
+    @property
+    def trade_count_24h(self) -> int:
+        return self.last_trade_id - self.first_trade_id + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    """One liquidation order as the exchange executed it.
+
+    ``side`` is the ORDER side (SELL closes a long). ``qty`` is the filled quantity in venue units,
+    ``avg_price`` the average fill price (rounded to the tick, as sent), ``price`` the order's limit
+    price. ``value_usd`` = ``Instrument.notional_usd(qty, avg_price)``.
+    """
+
+    seq: int
+    symbol: str
+    product: Product
+    side: Side
+    qty: float
+    orig_qty: float
+    price: float
+    avg_price: float
+    trade_ms: int
+    value_usd: float
+    scripted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushedLiquidation:
+    """A liquidation selected for push (latest of its symbol in its 1000 ms window) and when."""
+
+    liquidation: Liquidation
+    push_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRecord:
+    """One funding settlement: the rate charged at ``funding_ms`` and the mark price then."""
+
+    symbol: str
+    funding_ms: int
+    rate: float
+    mark_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class OiPoint:
+    """Open interest (venue units) and mark price at a 5-minute boundary ``ts``."""
+
+    ts: int
+    open_interest: float
+    mark_price: float
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cascade:
+    """A one-sided liquidation burst on ``symbol``.
+
+    From ``start_s`` for ``duration_s`` seconds, ``orders_per_s`` liquidation orders per second
+    (at least one in every 1000 ms push window) of side ``side`` (``SELL``: longs liquidated),
+    log-normal sizes around ``median_usd``; the index moves by ``price_move_pct`` over the burst.
+    """
+
+    symbol: str = "ETHUSDT"
+    start_s: float = 5.0
+    duration_s: float = 10.0
+    side: Side = "SELL"
+    orders_per_s: float = 3.0
+    median_usd: float = 450_000.0
+    sigma: float = 0.45
+    price_move_pct: float = -4.0
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSpike:
+    """``symbol``'s funding rate jumps to ``rate`` (per interval) for ``duration_s``, then returns."""
+
+    symbol: str = "SOLUSDT"
+    start_s: float = 5.0
+    duration_s: float = 15.0
+    rate: float = 0.0025
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class OiSurge:
+    """``symbol``'s open interest rises by ``rise_pct`` percent, linearly over ``duration_s``."""
+
+    symbol: str = "BTCUSDT"
+    start_s: float = 5.0
+    duration_s: float = 60.0
+    rise_pct: float = 20.0
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+Effect = Cascade | FundingSpike | OiSurge
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A named timeline of effects (offsets in seconds from the sim start)."""
+
+    name: str
+    effects: tuple[Effect, ...] = ()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "calm": Scenario("calm"),
+    "cascade": Scenario("cascade", (Cascade(symbol="ETHUSDT", start_s=5.0, duration_s=10.0),)),
+    "funding_spike": Scenario("funding_spike", (FundingSpike(symbol="SOLUSDT", start_s=5.0, duration_s=15.0),)),
+    "oi_surge": Scenario("oi_surge", (OiSurge(symbol="BTCUSDT", start_s=5.0, duration_s=60.0),)),
+    # A 60-second run: OI climbs 3-33 s, a cascade 8-18 s, a funding spike 20-35 s; calm after 35 s.
+    "demo": Scenario(
+        "demo",
+        (
+            OiSurge(symbol="BTCUSDT", start_s=3.0, duration_s=30.0, rise_pct=20.0),
+            Cascade(symbol="ETHUSDT", start_s=8.0, duration_s=10.0),
+            FundingSpike(symbol="SOLUSDT", start_s=20.0, duration_s=15.0, rate=0.0025),
+        ),
+    ),
+}
+
+
+def get_scenario(name: str | Scenario | None) -> Scenario:
+    """Look a scenario up by name (``None`` is ``calm``); raises ``KeyError`` naming the choices."""
+    if isinstance(name, Scenario):
+        return name
+    if name is None:
+        return SCENARIOS["calm"]
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise KeyError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS)}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Instrument universe
+# --------------------------------------------------------------------------------------------
+
+
+def quarterly_expiry_ms(now_ms: int) -> int:
+    """The next quarterly expiry after ``now_ms``: last Friday of Mar/Jun/Sep/Dec, 08:00 UTC."""
+    year, month = _ym(now_ms)
+    for _ in range(6):
+        quarter_end = ((month - 1) // 3 + 1) * 3
+        expiry = _last_friday_0800(year, quarter_end)
+        if expiry > now_ms + DAY_MS:
+            return expiry
+        month = quarter_end + 1
+        if month > 12:
+            month, year = 1, year + 1
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ym(ms: int) -> tuple[int, int]:
+    t = time.gmtime(ms / 1000)
+    return t.tm_year, t.tm_mon
+
+
+def _last_friday_0800(year: int, month: int) -> int:
+    last_day = calendar.monthrange(year, month)[1]
+    weekday = calendar.weekday(year, month, last_day)  # Monday = 0, Friday = 4
+    day = last_day - ((weekday - 4) % 7)
+    return calendar.timegm((year, month, day, 8, 0, 0, 0, 0, 0)) * 1000
+
+
+def _decimals_for(price: float) -> int:
+    digits = math.floor(math.log10(price)) + 1
+    return max(1, min(7, 6 - digits))
+
+
+_MAJORS: tuple[tuple[str, float, int, float, float, float, tuple[str, ...]], ...] = (
+    # base, price, qty decimals, start OI (base coin), vol per sqrt(s), liquidations per s, sub type
+    ("BTC", 95_000.0, 3, 82_000.0, 0.00012, 0.25, ("PoW",)),
+    ("ETH", 3_400.0, 3, 2_100_000.0, 0.00016, 0.20, ("Layer-1",)),
+    ("SOL", 180.0, 2, 8_500_000.0, 0.00020, 0.10, ("Layer-1",)),
+    ("XRP", 2.30, 1, 310_000_000.0, 0.00020, 0.06, ("Payment",)),
+    ("DOGE", 0.32, 0, 6_200_000_000.0, 0.00024, 0.06, ("Meme",)),
+)
+
+_ALTS: tuple[str, ...] = (
+    "BNB", "ADA", "AVAX", "LINK", "DOT", "LTC", "BCH", "TRX", "NEAR", "ATOM",
+    "UNI", "APT", "ARB", "OP", "FIL", "INJ", "SUI", "TIA", "WIF", "1000PEPE",
+)  # fmt: skip
+
+FOUR_HOUR_SYMBOL = "WIFUSDT"
+"""The UM perpetual on a 4 h funding interval (listed by ``fundingInfo``)."""
+ADJUSTED_CAP_SYMBOL = "1000PEPEUSDT"
+"""A UM perpetual on the default 8 h interval but with an adjusted cap (also listed)."""
+
+
+def build_instruments(seed: int, start_ms: int) -> list[Instrument]:
+    """The deterministic universe: UM perpetuals, one UM dated future, CM perpetuals and a CM future."""
+    rng = random.Random(f"{seed}:instruments")
+    expiry = quarterly_expiry_ms(start_ms)
+    suffix = time.strftime("%y%m%d", time.gmtime(expiry / 1000))
+    out: list[Instrument] = []
+    onboard = 1_569_398_400_000  # 2019-09-25, BTCUSDT's onboard date
+    for base, price, qd, oi, vol, liq, sub in _MAJORS:
+        out.append(
+            Instrument(
+                symbol=f"{base}USDT", product="um", pair=f"{base}USDT", base_asset=base,
+                quote_asset="USDT", margin_asset="USDT", contract_type="PERPETUAL",
+                delivery_ms=PERPETUAL_DELIVERY_MS, onboard_ms=onboard, contract_size=1.0,
+                price_decimals=_decimals_for(price), qty_decimals=qd, funding_interval_h=8,
+                underlying_sub_type=sub, start_price=price, start_oi=oi, vol_per_sqrt_s=vol,
+                liq_rate_per_s=liq, liq_median_usd=15_000.0 if base in ("BTC", "ETH") else 5_000.0,
+                funding_mean=0.0001,
+            )
+        )  # fmt: skip
+        onboard += 7 * DAY_MS
+    for base in _ALTS:
+        price = math.exp(rng.uniform(math.log(0.004), math.log(60.0)))
+        if base == "BNB":
+            price = 650.0
+        digits = math.floor(math.log10(price)) + 1
+        symbol = f"{base}USDT"
+        interval = 4 if symbol == FOUR_HOUR_SYMBOL else 8
+        oi_usd = math.exp(rng.uniform(math.log(20e6), math.log(400e6)))
+        out.append(
+            Instrument(
+                symbol=symbol, product="um", pair=symbol, base_asset=base, quote_asset="USDT",
+                margin_asset="USDT", contract_type="PERPETUAL", delivery_ms=PERPETUAL_DELIVERY_MS,
+                onboard_ms=onboard, contract_size=1.0, price_decimals=_decimals_for(price),
+                qty_decimals=max(0, min(3, digits - 1)), funding_interval_h=interval,
+                underlying_sub_type=("Meme",) if base in ("WIF", "1000PEPE") else ("Layer-1",),
+                start_price=price, start_oi=oi_usd / price,
+                vol_per_sqrt_s=rng.uniform(0.0002, 0.0004), liq_rate_per_s=rng.uniform(0.01, 0.04),
+                liq_median_usd=3_000.0, funding_mean=0.0001 * interval / 8,
+                adjusted_funding_cap=0.02 if symbol == FOUR_HOUR_SYMBOL
+                else 0.03 if symbol == ADJUSTED_CAP_SYMBOL else None,
+            )
+        )  # fmt: skip
+        onboard += 11 * DAY_MS
+    btc = out[0]
+    out.append(
+        Instrument(
+            symbol=f"BTCUSDT_{suffix}", product="um", pair="BTCUSDT", base_asset="BTC",
+            quote_asset="USDT", margin_asset="USDT", contract_type="CURRENT_QUARTER",
+            delivery_ms=expiry, onboard_ms=expiry - 180 * DAY_MS, contract_size=1.0,
+            price_decimals=1, qty_decimals=3, funding_interval_h=0, underlying_sub_type=("PoW",),
+            start_price=btc.start_price * 1.012, start_oi=4_100.0, vol_per_sqrt_s=btc.vol_per_sqrt_s,
+            liq_rate_per_s=0.01, liq_median_usd=8_000.0, funding_mean=0.0,
+        )
+    )  # fmt: skip
+    for base, price, size, oi in (("BTC", 95_000.0, 100.0, 1_150_000.0), ("ETH", 3_400.0, 10.0, 5_200_000.0)):
+        out.append(
+            Instrument(
+                symbol=f"{base}USD_PERP", product="cm", pair=f"{base}USD", base_asset=base,
+                quote_asset="USD", margin_asset=base, contract_type="PERPETUAL",
+                delivery_ms=PERPETUAL_DELIVERY_MS, onboard_ms=1_597_042_800_000,
+                contract_size=size, price_decimals=1 if base == "BTC" else 2, qty_decimals=0,
+                funding_interval_h=8, underlying_sub_type=(), start_price=price * 1.0002,
+                start_oi=oi, vol_per_sqrt_s=0.00013, liq_rate_per_s=0.05 if base == "BTC" else 0.03,
+                liq_median_usd=6_000.0, funding_mean=0.0001,
+            )
+        )  # fmt: skip
+    out.append(
+        Instrument(
+            symbol=f"BTCUSD_{suffix}", product="cm", pair="BTCUSD", base_asset="BTC",
+            quote_asset="USD", margin_asset="BTC", contract_type="CURRENT_QUARTER",
+            delivery_ms=expiry, onboard_ms=expiry - 180 * DAY_MS, contract_size=100.0,
+            price_decimals=1, qty_decimals=0, funding_interval_h=0, underlying_sub_type=(),
+            start_price=95_000.0 * 1.015, start_oi=310_000.0, vol_per_sqrt_s=0.00013,
+            liq_rate_per_s=0.008, liq_median_usd=6_000.0, funding_mean=0.0,
+        )
+    )  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Market
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Burst:
+    until_ms: int
+    multiplier: float
+    side: Side
+
+
+@dataclass(slots=True)
+class _ScheduledOrder:
+    trade_ms: int
+    symbol: str
+    side: Side
+    usd: float
+
+
+@dataclass(slots=True)
+class _Active:
+    effect: Effect
+    start_ms: int
+    end_ms: int
+    started: bool = False
+    ended: bool = False
+    orders: list[_ScheduledOrder] = field(default_factory=list)
+
+
+class Market:
+    """The book of record all venues render. Advance it with ``advance_to(now_ms)``.
+
+    Args:
+        seed: makes everything reproducible.
+        start_ms: sim start, ms since epoch (default: the wall clock now). Scenario offsets count
+            from here.
+        scenario: a ``Scenario``, a name from ``SCENARIOS``, or ``None`` (calm).
+        step_ms: the simulation grid. Every state change happens on a multiple of ``step_ms``.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        start_ms: int | None = None,
+        scenario: Scenario | str | None = None,
+        *,
+        step_ms: int = 100,
+    ) -> None:
+        if step_ms <= 0:
+            raise ValueError(f"step_ms must be positive, got {step_ms}")
+        self.seed = seed
+        self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self.step_ms = step_ms
+        self.scenario = get_scenario(scenario)
+        self._rng = random.Random(seed)
+        # the grid is aligned to multiples of step_ms, so events fall on whole seconds like Binance's
+        self._t = self.start_ms - self.start_ms % step_ms
+        self.instruments: dict[str, Instrument] = {i.symbol: i for i in build_instruments(seed, self.start_ms)}
+        self._states: dict[str, SymbolState] = {}
+        self._phases: dict[str, tuple[float, float, float, float]] = {}
+        self._bursts: dict[str, _Burst] = {}
+        self.liquidations: list[Liquidation] = []
+        """Every liquidation order generated, pushed or not, in trade-time order."""
+        self.pushed: list[PushedLiquidation] = []
+        """The liquidations a venue pushes: the latest per symbol per 1000 ms window."""
+        self.funding_history: dict[str, list[FundingRecord]] = {s: [] for s in self.instruments}
+        """Settlements that happened since the sim start (earlier ones are synthesized)."""
+        self.oi_history: dict[str, list[OiPoint]] = {s: [] for s in self.instruments}
+        """5-minute open interest snapshots since the sim start (earlier ones are synthesized)."""
+        self._window_buffer: dict[int, dict[str, Liquidation]] = {}
+        self._effects: list[_Active] = []
+        self._effect_seq = 0
+        for inst in self.instruments.values():
+            self._states[inst.symbol] = self._initial_state(inst)
+        for effect in self.scenario.effects:
+            self.schedule(effect)
+
+    # -- public reads -----------------------------------------------------------------------
+
+    @property
+    def now_ms(self) -> int:
+        """The market's own time: the last grid point processed."""
+        return self._t
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self._t - self.start_ms) / 1000.0
+
+    def symbols(self, product: Product | None = None) -> list[str]:
+        return [s for s, i in self.instruments.items() if product is None or i.product == product]
+
+    def pairs(self, product: Product) -> list[str]:
+        return sorted({i.pair for i in self.instruments.values() if i.product == product})
+
+    def state(self, symbol: str) -> SymbolState:
+        """Live state of ``symbol`` (raises ``KeyError`` for an unknown one)."""
+        return self._states[symbol]
+
+    def total_liquidation_usd(
+        self,
+        symbol: str | None = None,
+        *,
+        pushed_only: bool = True,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> float:
+        """Sum of ``value_usd`` over pushed (default) or all liquidations, by trade time."""
+        rows: Iterable[Liquidation] = (p.liquidation for p in self.pushed) if pushed_only else self.liquidations
+        return sum(
+            liq.value_usd
+            for liq in rows
+            if (symbol is None or liq.symbol == symbol)
+            and (start_ms is None or liq.trade_ms >= start_ms)
+            and (end_ms is None or liq.trade_ms < end_ms)
+        )
+
+    def effects(self) -> list[tuple[Effect, int, int]]:
+        """The scheduled effects with their absolute start and end times (ms)."""
+        return [(a.effect, a.start_ms, a.end_ms) for a in self._effects]
+
+    # -- scenario timeline ------------------------------------------------------------------
+
+    def schedule(self, effect: Effect) -> None:
+        """Add an effect; its ``start_s`` counts from the sim start (not from now)."""
+        if effect.symbol not in self.instruments:
+            raise KeyError(f"unknown symbol {effect.symbol!r} in {effect!r}")
+        start = self.start_ms + int(effect.start_s * 1000)
+        end = self.start_ms + int(effect.end_s * 1000)
+        active = _Active(effect=effect, start_ms=start, end_ms=end)
+        if isinstance(effect, Cascade):
+            active.orders = self._plan_cascade(effect, start, end)
+        self._effects.append(active)
+        self._effect_seq += 1
+
+    def _plan_cascade(self, c: Cascade, start: int, end: int) -> list[_ScheduledOrder]:
+        rng = random.Random(f"{self.seed}:cascade:{self._effect_seq}:{c.symbol}")
+        orders: list[_ScheduledOrder] = []
+        window = start - start % PUSH_WINDOW_MS
+        while window < end:
+            lo, hi = max(window, start), min(window + PUSH_WINDOW_MS, end)
+            if hi > lo:
+                n = 1 + _poisson(rng, max(0.0, c.orders_per_s - 1.0) * (hi - lo) / 1000.0)
+                for _ in range(n):
+                    ts = rng.randrange(lo, hi)
+                    usd = c.median_usd * math.exp(rng.gauss(0.0, c.sigma))
+                    orders.append(_ScheduledOrder(ts, c.symbol, c.side, usd))
+            window += PUSH_WINDOW_MS
+        orders.sort(key=lambda o: o.trade_ms)
+        return orders
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance_to(self, now_ms: int) -> None:
+        """Process every grid point up to and including ``now_ms`` (a no-op if in the past)."""
+        while self._t + self.step_ms <= now_ms:
+            self._step(self._t + self.step_ms)
+
+    def step(self) -> int:
+        """Process the next grid point only; returns the new ``now_ms``."""
+        self._step(self._t + self.step_ms)
+        return self._t
+
+    def _step(self, t: int) -> None:
+        prev = self._t
+        dt = (t - prev) / 1000.0
+        self._apply_effects(prev, t)
+        for inst in self.instruments.values():
+            self._walk(inst, self._states[inst.symbol], prev, t, dt)
+        first_new = len(self.liquidations)
+        self._generate_liquidations(prev, t, dt)
+        self._scripted_liquidations(prev, t)
+        if len(self.liquidations) - first_new > 1:
+            # every new order trades in (prev, t], after all earlier ones: sorting the tail is enough
+            self.liquidations[first_new:] = sorted(self.liquidations[first_new:], key=lambda x: (x.trade_ms, x.seq))
+        for inst in self.instruments.values():
+            st = self._states[inst.symbol]
+            if inst.perpetual and st.next_funding_ms <= t:
+                self._settle_funding(inst, st)
+            boundary = t - t % OI_HISTORY_STEP_MS
+            if prev < boundary <= t:
+                self.oi_history[inst.symbol].append(OiPoint(boundary, st.open_interest, st.mark_price))
+            st.updated_ms = t
+        self._t = t
+        self._finalize_windows(t)
+
+    # -- internals: state evolution ---------------------------------------------------------
+
+    def _initial_state(self, inst: Instrument) -> SymbolState:
+        rng = random.Random(f"{self.seed}:init:{inst.symbol}")
+        tau = 2 * math.pi
+        self._phases[inst.symbol] = (rng.uniform(0, tau), rng.uniform(0, tau), rng.uniform(0, tau), rng.uniform(0, tau))
+        price = inst.start_price
+        index = price
+        mark = index * (1 + rng.gauss(0, 0.0002))
+        change = rng.gauss(0, 0.03)
+        open_24h = price / (1 + change)
+        qty_per_day = inst.start_oi * rng.uniform(1.2, 3.0)
+        quote = (
+            qty_per_day * inst.contract_size / price if inst.inverse else qty_per_day * price
+        )  # CM: base coin; UM: quote
+        trades = int(qty_per_day / max(inst.step, 1e-9) / rng.uniform(50, 400)) + 1000
+        first_id = rng.randrange(10_000_000, 900_000_000)
+        interval_ms = inst.funding_interval_h * HOUR_MS
+        next_funding = 0
+        if inst.perpetual:
+            next_funding = (self.start_ms // interval_ms + 1) * interval_ms
+        funding = inst.funding_mean + rng.gauss(0, 0.00003) if inst.perpetual else 0.0
+        bid, ask = self._book(inst, price)
+        return SymbolState(
+            index_price=index,
+            mark_price=mark,
+            last_price=price,
+            last_qty=inst.step * rng.randint(1, 50),
+            bid_price=bid,
+            bid_qty=inst.step * rng.randint(1, 500),
+            ask_price=ask,
+            ask_qty=inst.step * rng.randint(1, 500),
+            funding_rate=funding,
+            next_funding_ms=next_funding,
+            open_interest=inst.round_qty(inst.start_oi),
+            volume_24h=qty_per_day,
+            quote_volume_24h=quote,
+            open_24h=open_24h,
+            high_24h=max(price, open_24h) * (1 + abs(rng.gauss(0, 0.01))),
+            low_24h=min(price, open_24h) * (1 - abs(rng.gauss(0, 0.01))),
+            first_trade_id=first_id,
+            last_trade_id=first_id + trades,
+            book_update_id=rng.randrange(1_000_000_000, 9_000_000_000),
+            updated_ms=self.start_ms,
+            premium=(mark / index) - 1,
+            oi_target=inst.start_oi,
+        )
+
+    @staticmethod
+    def _book(inst: Instrument, last: float) -> tuple[float, float]:
+        half = max(inst.tick, last * 0.00001)
+        bid = inst.round_price(last - half)
+        ask = inst.round_price(last + half)
+        if ask <= bid:
+            ask = inst.round_price(bid + inst.tick)
+        return bid, ask
+
+    def _walk(self, inst: Instrument, st: SymbolState, prev: int, t: int, dt: float) -> None:
+        rng = self._rng
+        sq = math.sqrt(dt)
+        drift = self._price_drift(inst.symbol, prev, t)
+        st.index_price *= math.exp(inst.vol_per_sqrt_s * sq * rng.gauss(0, 1) + drift)
+        st.premium += -0.05 * st.premium * dt + 0.00002 * sq * rng.gauss(0, 1)
+        st.mark_price = st.index_price * (1 + st.premium)
+        last = st.mark_price * (1 + rng.gauss(0, 0.00003))
+        st.last_price = max(inst.tick, inst.round_price(last))
+        st.bid_price, st.ask_price = self._book(inst, st.last_price)
+        st.bid_qty = inst.step * rng.randint(1, 800)
+        st.ask_qty = inst.step * rng.randint(1, 800)
+        st.book_update_id += rng.randint(1, 40)
+        st.high_24h = max(st.high_24h, st.last_price)
+        st.low_24h = min(st.low_24h, st.last_price)
+        # rolling 24 h volume: decay plus this step's trading
+        decay = dt * 1000 / DAY_MS
+        per_step = st.volume_24h * decay * rng.uniform(0.5, 1.5)
+        st.volume_24h = st.volume_24h * (1 - decay) + per_step
+        traded_quote = per_step * inst.contract_size / st.last_price if inst.inverse else per_step * st.last_price
+        st.quote_volume_24h = st.quote_volume_24h * (1 - decay) + traded_quote
+        n_trades = rng.randint(0, 5)
+        if n_trades:
+            st.last_trade_id += n_trades
+            st.first_trade_id += rng.randint(0, n_trades)
+            st.last_qty = inst.step * rng.randint(1, 200)
+        # funding: mean-reverting, small, unless a spike overrides it
+        if inst.perpetual and st.spike_saved_rate is None:
+            st.funding_rate += (inst.funding_mean - st.funding_rate) * 0.01 * dt
+            st.funding_rate += 0.000002 * sq * rng.gauss(0, 1)
+            cap = 0.00075 * max(inst.funding_interval_h, 1) / 8
+            st.funding_rate = min(cap, max(-cap, st.funding_rate))
+        # open interest: noisy, reverting to its (scenario-driven) target
+        st.oi_target = self._oi_target(inst, st, t)
+        noise = 0.0002 * sq * rng.gauss(0, 1)
+        oi = st.open_interest * math.exp(noise) + (st.oi_target - st.open_interest) * min(1.0, dt)
+        st.open_interest = max(inst.step, inst.round_qty(oi))
+
+    def _price_drift(self, symbol: str, prev: int, t: int) -> float:
+        drift = 0.0
+        for a in self._effects:
+            e = a.effect
+            if isinstance(e, Cascade) and e.symbol == symbol:
+                overlap = min(t, a.end_ms) - max(prev, a.start_ms)
+                if overlap > 0:
+                    drift += math.log(1 + e.price_move_pct / 100) * overlap / (a.end_ms - a.start_ms)
+        return drift
+
+    def _oi_target(self, inst: Instrument, st: SymbolState, t: int) -> float:
+        mult = 1.0
+        for a in self._effects:
+            e = a.effect
+            if isinstance(e, OiSurge) and e.symbol == inst.symbol and t >= a.start_ms:
+                frac = min(1.0, (t - a.start_ms) / max(1, a.end_ms - a.start_ms))
+                mult *= 1 + e.rise_pct / 100 * frac
+        return inst.start_oi * mult
+
+    def _apply_effects(self, prev: int, t: int) -> None:
+        for a in self._effects:
+            e = a.effect
+            if not isinstance(e, FundingSpike):
+                continue
+            st = self._states[e.symbol]
+            if not a.started and t >= a.start_ms:
+                a.started = True
+                st.spike_saved_rate = st.funding_rate
+                st.funding_rate = e.rate
+            if a.started and not a.ended and t >= a.end_ms:
+                a.ended = True
+                if st.spike_saved_rate is not None:
+                    st.funding_rate = st.spike_saved_rate
+                st.spike_saved_rate = None
+
+    def _settle_funding(self, inst: Instrument, st: SymbolState) -> None:
+        # the charged rate is published with 8 decimals, as Binance does
+        rec = FundingRecord(inst.symbol, st.next_funding_ms, round(st.funding_rate, 8), st.mark_price)
+        self.funding_history[inst.symbol].append(rec)
+        st.next_funding_ms += inst.funding_interval_h * HOUR_MS
+
+    # -- internals: liquidations --------------------------------------------------------------
+
+    def _generate_liquidations(self, prev: int, t: int, dt: float) -> None:
+        rng = self._rng
+        for inst in self.instruments.values():
+            burst = self._bursts.get(inst.symbol)
+            if burst is not None and burst.until_ms <= prev:
+                del self._bursts[inst.symbol]
+                burst = None
+            if burst is None and rng.random() < dt / 300.0:
+                burst = _Burst(
+                    until_ms=t + rng.randint(5_000, 15_000),
+                    multiplier=rng.uniform(5.0, 12.0),
+                    side="SELL" if rng.random() < 0.5 else "BUY",
+                )
+                self._bursts[inst.symbol] = burst
+            rate = inst.liq_rate_per_s * (burst.multiplier if burst else 1.0)
+            for _ in range(_poisson(rng, rate * dt)):
+                if burst is not None:
+                    side: Side = burst.side if rng.random() < 0.85 else _other(burst.side)
+                else:
+                    side = "SELL" if rng.random() < 0.5 else "BUY"
+                usd = inst.liq_median_usd * math.exp(rng.gauss(0.0, 1.2))
+                ts = rng.randrange(prev + 1, t + 1)
+                self._emit_liquidation(inst, side, usd, ts, scripted=False)
+
+    def _scripted_liquidations(self, prev: int, t: int) -> None:
+        for a in self._effects:
+            if not isinstance(a.effect, Cascade):
+                continue
+            for order in a.orders:
+                if prev < order.trade_ms <= t:
+                    inst = self.instruments[order.symbol]
+                    self._emit_liquidation(inst, order.side, order.usd, order.trade_ms, scripted=True)
+
+    def _emit_liquidation(self, inst: Instrument, side: Side, usd: float, ts: int, *, scripted: bool) -> None:
+        st = self._states[inst.symbol]
+        rng = self._rng
+        # fills slightly worse than mark: a SELL (long closed) fills below it
+        slip = abs(rng.gauss(0, 0.0006))
+        avg = inst.round_price(st.mark_price * (1 - slip if side == "SELL" else 1 + slip))
+        avg = max(inst.tick, avg)
+        # the order's limit price (bankruptcy price) is further away than the average fill
+        away = rng.uniform(0.0, 0.006)
+        price = max(inst.tick, inst.round_price(avg * (1 - away if side == "SELL" else 1 + away)))
+        if inst.inverse:
+            qty = float(max(1, round(usd / inst.contract_size)))
+        else:
+            qty = max(inst.step, inst.round_qty(usd / avg))
+        liq = Liquidation(
+            seq=len(self.liquidations),
+            symbol=inst.symbol,
+            product=inst.product,
+            side=side,
+            qty=qty,
+            orig_qty=qty,
+            price=price,
+            avg_price=avg,
+            trade_ms=ts,
+            value_usd=inst.notional_usd(qty, avg),
+            scripted=scripted,
+        )
+        self.liquidations.append(liq)
+        st.open_interest = max(inst.step, inst.round_qty(st.open_interest - qty))
+        window = ts - ts % PUSH_WINDOW_MS
+        slot = self._window_buffer.setdefault(window, {})
+        held = slot.get(inst.symbol)
+        if held is None or (liq.trade_ms, liq.seq) >= (held.trade_ms, held.seq):
+            slot[inst.symbol] = liq
+
+    def _finalize_windows(self, t: int) -> None:
+        for window in sorted(w for w in self._window_buffer if w + PUSH_WINDOW_MS <= t):
+            latest = self._window_buffer.pop(window)
+            for liq in sorted(latest.values(), key=lambda x: (x.trade_ms, x.seq)):
+                self.pushed.append(PushedLiquidation(liq, t))
+
+    # -- history (REST) -----------------------------------------------------------------------
+
+    def funding_records(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingRecord]:
+        """Settlements of ``symbol`` with ``start_ms <= funding_ms <= end_ms``, ascending.
+
+        Those before the sim start are synthesized deterministically; later ones are recorded.
+        Dated futures have none.
+        """
+        inst = self.instruments[symbol]
+        if not inst.perpetual:
+            return []
+        interval = inst.funding_interval_h * HOUR_MS
+        lo = max(start_ms, self._t - HISTORY_DAYS * DAY_MS)
+        out: list[FundingRecord] = []
+        first = -(-lo // interval) * interval
+        ts = first
+        while ts < self.start_ms and ts <= end_ms:
+            rate = inst.funding_mean + 0.00006 * self._noise(symbol, "fr", ts)
+            out.append(FundingRecord(symbol, ts, rate, self.synthetic_mark(symbol, ts)))
+            ts += interval
+        out.extend(r for r in self.funding_history[symbol] if lo <= r.funding_ms <= end_ms)
+        return out
+
+    def oi_point(self, symbol: str, ts: int) -> OiPoint | None:
+        """Open interest at the 5-minute boundary ``ts`` (``None`` if not known yet)."""
+        if ts < self.start_ms:
+            inst = self.instruments[symbol]
+            factor = self._oi_factor(symbol, ts) / self._oi_factor(symbol, self.start_ms)
+            return OiPoint(ts, inst.round_qty(inst.start_oi * factor), self.synthetic_mark(symbol, ts))
+        for p in reversed(self.oi_history[symbol]):
+            if p.ts == ts:
+                return p
+            if p.ts < ts:
+                break
+        return None
+
+    def synthetic_mark(self, symbol: str, ts: int) -> float:
+        """A deterministic mark price for a time before the sim start (history endpoints)."""
+        inst = self.instruments[symbol]
+        p1, p2, _, _ = self._phases[symbol]
+
+        def f(x: int) -> float:
+            return (
+                1
+                + 0.05 * math.sin(2 * math.pi * x / (5 * DAY_MS) + p1)
+                + 0.01 * math.sin(2 * math.pi * x / (0.7 * DAY_MS) + p2)
+            )
+
+        return inst.start_price * f(ts) / f(self.start_ms)
+
+    def _oi_factor(self, symbol: str, ts: int) -> float:
+        _, _, p3, p4 = self._phases[symbol]
+        return (
+            1
+            + 0.06 * math.sin(2 * math.pi * ts / (7 * DAY_MS) + p3)
+            + 0.025 * math.sin(2 * math.pi * ts / DAY_MS + p4)
+            + 0.004 * self._noise(symbol, "oi", ts)
+        )
+
+    def _noise(self, *key: object) -> float:
+        """Deterministic uniform noise in [-1, 1) keyed by the seed and ``key``."""
+        return random.Random(":".join([str(self.seed), *map(str, key)])).random() * 2 - 1
+
+
+def _other(side: Side) -> Side:
+    return "BUY" if side == "SELL" else "SELL"
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Knuth's Poisson sampler; fine for the small rates used here."""
+    if lam <= 0:
+        return 0
+    if lam > 30:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    limit = math.exp(-lam)
+    k, p = 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
