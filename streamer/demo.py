@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 
-
 from streamer.config import (
     BinanceSettings,
     CascadeSettings,
