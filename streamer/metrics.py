@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -171,7 +171,8 @@ class StreamerCollector(Collector):
 
 
 def make_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
-    """The daemon's own registry with the streamer collector (and none of the global defaults)."""
+    """The daemon's own registry: the streamer collector and the process collector (not the global registry)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StreamerCollector(snapshot))
+    ProcessCollector(namespace="", registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes
     return registry

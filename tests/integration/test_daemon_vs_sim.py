@@ -1,0 +1,101 @@
+"""The whole daemon against the simulator: events flow, alerts reach stdout, /metrics and /readyz answer,
+SIGTERM exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from streamer.daemon import Daemon
+from streamer.demo import demo_settings
+from streamer.sim import SimServer
+from tests.conftest import eventually
+
+
+def alerts_in(buf: io.BytesIO) -> list[dict]:
+    return [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+
+
+async def test_daemon_fires_and_resolves_demo_alerts_and_serves_metrics(tmp_path):
+    out = io.BytesIO()
+    async with SimServer(seed=7, scenario="demo", speed=4.0) as sim:
+        daemon = Daemon(demo_settings(sim.urls, "127.0.0.1", 0, str(tmp_path)), out=out)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await asyncio.wait_for(daemon.started.wait(), 10)
+            base = f"http://127.0.0.1:{daemon.api.port}"
+            async with aiohttp.ClientSession() as http:
+                await eventually(lambda: daemon.readiness()[0], within_s=10)
+                async with http.get(base + "/readyz") as resp:
+                    assert resp.status == 200
+                async with http.get(base + "/healthz") as resp:
+                    assert (resp.status, await resp.text()) == (200, "ok\n")
+
+                def done() -> bool:
+                    seen = {(a["rule"], a["status"]) for a in alerts_in(out)}
+                    return {("liquidation_cascade", "firing"), ("liquidation_cascade", "resolved"),
+                            ("extreme_funding", "firing"), ("extreme_funding", "resolved")} <= seen
+
+                await eventually(done, within_s=25, every_s=0.1)
+                async with http.get(base + "/metrics") as resp:
+                    metrics = await resp.text()
+                async with http.get(base + "/state/funding") as resp:
+                    funding = await resp.json()
+        finally:
+            stop.set()
+            status = await asyncio.wait_for(task, 10)
+    assert status == 0
+    alerts = alerts_in(out)
+    # one episode fires once and resolves once, per id
+    by_id: dict[str, list[str]] = {}
+    for a in alerts:
+        by_id.setdefault(a["id"], []).append(a["status"])
+    for rule in ("liquidation_cascade", "extreme_funding"):
+        ids = {a["id"] for a in alerts if a["rule"] == rule}
+        assert ids
+        assert all(by_id[i] == ["firing", "resolved"] for i in ids)
+    cascade = next(a for a in alerts if a["rule"] == "liquidation_cascade")
+    assert (cascade["symbol"], cascade["details"]["side"]) == ("ETH-USDT-PERP", "long")
+    spike = next(a for a in alerts if a["rule"] == "extreme_funding")
+    assert (spike["symbol"], spike["exchange"]) == ("SOL-USDT-PERP", "binance")
+    assert spike["value"] == pytest.approx(0.0025)  # 0.25 % per 8 h interval
+    for name in ('streamer_ws_connection_state{exchange="binance",session="binance-um-0",state="open"} 1.0',
+                 'streamer_ws_frames_total{exchange="binance",session="binance-um-0"}',
+                 'streamer_ws_reconnects_total{exchange="binance",session="binance-um-0"} 0.0',
+                 'streamer_stream_last_frame_age_seconds{exchange="binance",session="binance-um-0",'
+                 'stream="!markPrice@arr@1s"}',
+                 'streamer_alerts_total{rule="liquidation_cascade",status="firing"} 1.0',
+                 'streamer_ready 1.0'):
+        assert name in metrics
+    assert funding
+
+
+def test_demo_process_exits_0_on_sigterm_and_prints_json_lines():
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "demo", "--duration", "120", "--http",
+                             "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        line = b""
+        while b"metrics on" not in line:
+            assert time.monotonic() < deadline, "demo did not start"
+            line = proc.stderr.readline()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    for raw in out.splitlines():
+        assert json.loads(raw)["type"] == "alert"
