@@ -15,8 +15,15 @@ from typing import Literal, Protocol
 
 from streamer.model import Event, Instrument
 
-Channel = Literal["liquidations", "funding", "ticker", "book"]
-"""What a stream carries, venue-neutral: liquidations, funding (with mark/index), 24 h ticker, best bid/ask."""
+Channel = Literal["liquidations", "funding", "ticker", "book", "open_interest", "mark", "index", "options"]
+"""What a stream carries, venue-neutral.
+
+``liquidations``; ``funding`` (with mark/index where the venue sends them together); ``ticker`` (24 h
+ticker); ``book`` (best bid/ask); ``open_interest``; ``mark`` (mark price); ``index`` (index price);
+``options`` (option tickers/summaries). A venue maps each to its own stream names; two channels may
+map to the same venue stream (Bybit ``tickers.<SYM>`` carries funding, prices and OI) and then the
+adapter subscribes it once. A channel a venue does not have raises ValueError naming it.
+"""
 
 
 class FrameError(Exception):
@@ -128,13 +135,25 @@ class AdapterStats:
 
 
 class Adapter(Protocol):
-    """What every exchange module offers (one instance per venue per process)."""
+    """What every exchange module offers (one instance per venue per process).
+
+    Sub-markets: a venue's ``markets`` name its WebSocket endpoints / REST families (Binance
+    ``um``/``cm``; Bybit ``linear``/``inverse``/``option``; OKX ``public``); ``market_of(raw)``
+    says which one a symbol belongs to.
+    """
 
     name: str
     stats: AdapterStats
+    markets: tuple[str, ...]
+    last_channel: str | None
+    """Channel of the last data frame ``parse`` read (for per-stream liveness), else None."""
+
+    def market_of(self, raw_symbol: str) -> str:
+        """The sub-market (WebSocket endpoint) of a raw symbol."""
+        ...
 
     def subscribe(self, streams: Sequence[Stream]) -> list[str]:
-        """Subscribe request frames for these streams (one venue endpoint)."""
+        """Subscribe request frames for these streams (one endpoint), de-duplicated, chunked per venue limits."""
         ...
 
     def stream_key(self, stream: Stream) -> str:
@@ -157,8 +176,20 @@ class Adapter(Protocol):
         """Instruments known so far."""
         ...
 
+    def instrument(self, raw_symbol: str) -> Instrument | None:
+        """Metadata of one symbol, else what its name tells (no contract size then), else None."""
+        ...
+
     def parse_rest(self, endpoint: str, body: str | bytes, recv_ts: int) -> list[Event]:
         """Events in a REST response body; raises FrameError."""
+        ...
+
+    def rest_instruments(self) -> list[RestCall]:
+        """Every instrument-metadata request (all markets)."""
+        ...
+
+    def rest_open_interest(self, raw_symbol: str, ttl_s: float = 30.0) -> RestCall:
+        """Current open interest of one symbol."""
         ...
 
 

@@ -303,6 +303,7 @@ class BinanceAdapter:
     """
 
     name = EXCHANGE
+    markets = ("um", "cm")
     SUBSCRIBE_CHUNK = 100
 
     def __init__(self) -> None:
@@ -330,11 +331,13 @@ class BinanceAdapter:
                 if sym is None:
                     raise ValueError("Binance futures has no all-market bookTicker stream here; name symbols")
                 return f"{sym}@bookTicker"
-        raise ValueError(f"unknown channel {stream.channel!r}")
+            case "mark":
+                return f"{sym}@markPrice@1s" if sym else "!markPrice@arr@1s"
+        raise ValueError(f"Binance has no {stream.channel!r} stream (open interest comes by REST)")
 
     def subscribe(self, streams: Sequence[Stream]) -> list[str]:
         """``SUBSCRIBE`` request frames, at most ``SUBSCRIBE_CHUNK`` streams each, with fresh ids."""
-        names = [self.stream_key(s) for s in streams]
+        names = list(dict.fromkeys(self.stream_key(s) for s in streams))
         frames = []
         for start in range(0, len(names), self.SUBSCRIBE_CHUNK):
             self._req_id += 1
