@@ -79,10 +79,47 @@ class BinanceSettings(_Section):
     rest_weight_per_min: int = 2400
 
 
+class BybitSettings(_Section):
+    """Bybit v5: linear (USDT/USDC) and inverse contracts; options by base coin.
+
+    ``symbols``: raw Bybit symbols (``BTCUSDT``, ``BTCPERP``, ``BTCUSD``). Bybit has no venue-wide
+    liquidation topic: liquidations are subscribed per symbol (``allLiquidation.<SYMBOL>``).
+    """
+
+    enabled: bool = False
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD"])
+    channels: list[Literal["liquidations", "funding", "ticker", "book", "options"]] = msgspec.field(
+        default_factory=lambda: ["liquidations", "funding", "ticker"]
+    )
+    linear_ws_url: str = "wss://stream.bybit.com/v5/public/linear"
+    inverse_ws_url: str = "wss://stream.bybit.com/v5/public/inverse"
+    option_ws_url: str = "wss://stream.bybit.com/v5/public/option"
+    rest_url: str = "https://api.bybit.com"
+    instruments_refresh_s: float = 3600.0
+    rest_requests_per_s: float = 20.0
+
+
+class OkxSettings(_Section):
+    """OKX v5: swaps, futures and options (instrument ids ``BTC-USDT-SWAP``, ``BTC-USD-SWAP``)."""
+
+    enabled: bool = False
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "BTC-USD-SWAP"])
+    all_market: bool = True
+    channels: list[Literal["liquidations", "funding", "ticker", "mark", "open_interest", "index", "options"]] = (
+        msgspec.field(default_factory=lambda: ["liquidations", "funding", "mark", "open_interest"])
+    )
+    public_ws_url: str = "wss://ws.okx.com:8443/ws/v5/public"
+    rest_url: str = "https://www.okx.com"
+    instruments_refresh_s: float = 3600.0
+    rest_requests_per_s: float = 10.0
+
+
 class ExchangesSettings(_Section):
     """One section per venue."""
 
     binance: BinanceSettings = msgspec.field(default_factory=BinanceSettings)
+    bybit: BybitSettings = msgspec.field(default_factory=BybitSettings)
+    okx: OkxSettings = msgspec.field(default_factory=OkxSettings)
 
 
 class CascadeSettings(_Section):
@@ -268,15 +305,30 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
     ):
         if not 0 < value <= 1:
             raise ConfigError(key, value, "a ratio in (0, 1]", src(key))
+    by, ok = settings.exchanges.bybit, settings.exchanges.okx
+    for key, value in (
+        ("exchanges.bybit.instruments_refresh_s", by.instruments_refresh_s),
+        ("exchanges.bybit.rest_requests_per_s", by.rest_requests_per_s),
+        ("exchanges.okx.instruments_refresh_s", ok.instruments_refresh_s),
+        ("exchanges.okx.rest_requests_per_s", ok.rest_requests_per_s),
+    ):
+        if not value > 0:
+            raise ConfigError(key, value, "a number > 0", src(key))
     for key, url in (
         ("exchanges.binance.um_ws_url", b.um_ws_url),
         ("exchanges.binance.cm_ws_url", b.cm_ws_url),
+        ("exchanges.bybit.linear_ws_url", by.linear_ws_url),
+        ("exchanges.bybit.inverse_ws_url", by.inverse_ws_url),
+        ("exchanges.bybit.option_ws_url", by.option_ws_url),
+        ("exchanges.okx.public_ws_url", ok.public_ws_url),
     ):
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(key, url, "a ws:// or wss:// URL", src(key))
     for key, url in (
         ("exchanges.binance.um_rest_url", b.um_rest_url),
         ("exchanges.binance.cm_rest_url", b.cm_rest_url),
+        ("exchanges.bybit.rest_url", by.rest_url),
+        ("exchanges.okx.rest_url", ok.rest_url),
     ):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(key, url, "an http:// or https:// URL", src(key))

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,20 +33,25 @@ from streamer.alerts.sinks import StdoutSink
 from streamer.api import HttpApi
 from streamer.bus.memory import MemoryBus
 from streamer.config import Settings
-from streamer.exchanges.base import FrameError, RestCall, Stream
-from streamer.exchanges.binance import BinanceAdapter
+from streamer.exchanges import ADAPTERS
+from streamer.exchanges.base import Adapter, FrameError, RestCall, Stream
 from streamer.instruments import InstrumentStore
 from streamer.metrics import make_registry
-from streamer.model import Event
+from streamer.model import Event, Liquidation
 from streamer.transport.rest import RestClient, RestError, VenueLimits
 from streamer.transport.ws import WsSession
 
 log = logging.getLogger("streamer.daemon")
 
-# Expected cadence of each channel's frames, seconds (None: may be silent for minutes).
-# Binance docs: markPrice@1s every 1 s, !ticker@arr every 1 s, forceOrder only when there is a liquidation.
-CADENCE_S: dict[str, float | None] = {"funding": 1.0, "ticker": 2.0, "liquidations": None, "book": None}
+# Expected cadence of a channel's frames when the adapter does not say (``CADENCE_S``), seconds;
+# None: may be silent for minutes (liquidations).
+DEFAULT_CADENCE_S: dict[str, float | None] = {
+    "funding": 2.0, "mark": 2.0, "ticker": 2.0, "open_interest": 10.0, "index": 10.0, "book": None,
+    "liquidations": None, "options": 10.0,
+}
 FRAME_ERROR_SAMPLES = 20
+COVER_CHECK_S = 5.0
+LIQUIDATION_KEYS_KEPT = 100_000
 
 
 class _Stop(Exception):
@@ -64,31 +70,142 @@ class SessionPlan:
     keys: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
 
-def plan_binance(settings: Settings, adapter: BinanceAdapter) -> list[SessionPlan]:
-    """Sessions for Binance: per market (UM, CM), all-market streams plus per-symbol ones, sharded."""
-    cfg = settings.exchanges.binance
-    per_conn = adapter.heartbeat().max_streams_per_connection
+@dataclass
+class VenueWiring:
+    """What the daemon needs of one venue: its adapter and where to reach it.
+
+    Attributes:
+        name: venue name.
+        adapter: the venue's adapter.
+        ws_urls: WebSocket URL per sub-market (``adapter.markets``); a market without a URL is not used.
+        rest_urls: REST base URL per sub-market; ``""`` is the default for every market.
+        symbols: raw symbols configured.
+        channels: channels configured.
+        all_market: use venue-wide streams where the venue has them.
+        limits: REST budget.
+        instruments_refresh_s: metadata refresh period.
+        open_interest_poll_s: REST open-interest poll period, for venues that stream none (Binance).
+    """
+
+    name: str
+    adapter: Adapter
+    ws_urls: dict[str, str]
+    rest_urls: dict[str, str]
+    symbols: list[str]
+    channels: list[str]
+    all_market: bool
+    limits: VenueLimits
+    instruments_refresh_s: float
+    open_interest_poll_s: float | None = None
+
+    def rest_url(self, market: str) -> str:
+        return self.rest_urls.get(market) or self.rest_urls[""]
+
+
+def venues_from_settings(settings: Settings) -> list[VenueWiring]:
+    """The enabled venues, each with a fresh adapter."""
+    ex = settings.exchanges
+    out: list[VenueWiring] = []
+    if ex.binance.enabled:
+        b = ex.binance
+        out.append(VenueWiring(
+            "binance", ADAPTERS["binance"](), {"um": b.um_ws_url, "cm": b.cm_ws_url},
+            {"um": b.um_rest_url, "cm": b.cm_rest_url, "": b.um_rest_url}, list(b.symbols), list(b.channels),
+            b.all_market,
+            VenueLimits(capacity=max(b.rest_weight_per_min / 10, 10), refill_per_s=b.rest_weight_per_min / 60,
+                        used_weight_header="X-MBX-USED-WEIGHT-1M", used_weight_limit=b.rest_weight_per_min),
+            b.instruments_refresh_s, b.open_interest_poll_s,
+        ))
+    if ex.bybit.enabled and "bybit" in ADAPTERS:
+        y = ex.bybit
+        out.append(VenueWiring(
+            "bybit", ADAPTERS["bybit"](),
+            {"linear": y.linear_ws_url, "inverse": y.inverse_ws_url, "option": y.option_ws_url},
+            {"": y.rest_url}, list(y.symbols), list(y.channels), False,
+            VenueLimits(capacity=max(y.rest_requests_per_s * 2, 5), refill_per_s=y.rest_requests_per_s),
+            y.instruments_refresh_s,
+        ))
+    if ex.okx.enabled and "okx" in ADAPTERS:
+        o = ex.okx
+        out.append(VenueWiring(
+            "okx", ADAPTERS["okx"](), {"public": o.public_ws_url}, {"": o.rest_url}, list(o.symbols),
+            list(o.channels), o.all_market,
+            VenueLimits(capacity=max(o.rest_requests_per_s * 2, 5), refill_per_s=o.rest_requests_per_s),
+            o.instruments_refresh_s,
+        ))
+    return out
+
+
+def plan_streams(venue: VenueWiring, market: str) -> list[Stream]:
+    """The adapter's own plan where it has one, else venue-wide streams when asked, else per symbol."""
+    adapter = venue.adapter
+    planner = getattr(adapter, "plan_streams", None)
+    if planner is not None:
+        return list(planner(market, venue.symbols, venue.channels, venue.all_market))
+    mine = [s for s in venue.symbols if adapter.market_of(s) == market]
+    streams: list[Stream] = []
+    for channel in venue.channels:
+        if venue.all_market:
+            try:
+                adapter.stream_key(Stream(channel, None, market))  # type: ignore[arg-type]
+            except ValueError:
+                pass
+            else:
+                streams.append(Stream(channel, None, market))  # type: ignore[arg-type]
+                continue
+        for raw in mine:
+            try:
+                adapter.stream_key(Stream(channel, raw, market))  # type: ignore[arg-type]
+            except ValueError as exc:
+                log.warning("%s: %s", venue.name, exc)
+                break
+            streams.append(Stream(channel, raw, market))  # type: ignore[arg-type]
+    return streams
+
+
+def plan_sessions(venue: VenueWiring) -> list[SessionPlan]:
+    """Sessions per sub-market, sharded within the venue's streams-per-connection limit."""
+    per_conn = venue.adapter.heartbeat().max_streams_per_connection
     plans: list[SessionPlan] = []
-    for market, url in (("um", cfg.um_ws_url), ("cm", cfg.cm_ws_url)):
-        symbols = [s for s in cfg.symbols if adapter.market_of(s) == market]
-        streams: list[Stream] = []
-        for channel in cfg.channels:
-            # CM has no all-market mark-price stream (exchanges.md §1.2): funding is per symbol there.
-            all_market = cfg.all_market and (channel in ("liquidations", "ticker") or (
-                channel == "funding" and market == "um"))
-            if all_market:
-                streams.append(Stream(channel, None, market))
-            elif channel == "book" or symbols:
-                streams.extend(Stream(channel, s, market) for s in symbols)
-        if not streams or (market == "cm" and not symbols and not cfg.all_market):
+    for market in venue.adapter.markets:
+        url = venue.ws_urls.get(market)
+        if not url:
             continue
+        keyed: dict[str, Stream] = {}
+        for s in plan_streams(venue, market):
+            keyed.setdefault(venue.adapter.stream_key(s), s)
+        streams = list(keyed.values())
         for index in range(0, len(streams), per_conn):
             chunk = streams[index : index + per_conn]
-            plan = SessionPlan("binance", market, f"binance-{market}-{index // per_conn}", url, chunk)
+            plan = SessionPlan(venue.name, market, f"{venue.name}-{market}-{index // per_conn}", url, chunk)
             for s in chunk:
-                plan.keys[(s.channel, s.raw_symbol)] = adapter.stream_key(s)
+                plan.keys[(s.channel, s.raw_symbol)] = venue.adapter.stream_key(s)
             plans.append(plan)
     return plans
+
+
+class LiquidationDeduper:
+    """Drops a liquidation already seen under its natural key (REST backfill/cover vs the socket).
+
+    Key: (exchange, raw_symbol, ts, side, price, qty); the last ``keep`` keys are remembered.
+    """
+
+    def __init__(self, keep: int = LIQUIDATION_KEYS_KEPT) -> None:
+        self._seen: set[tuple[object, ...]] = set()
+        self._order: deque[tuple[object, ...]] = deque()
+        self._keep = keep
+        self.duplicates = 0
+
+    def first_time(self, ev: Liquidation) -> bool:
+        key = (ev.exchange, ev.raw_symbol, ev.ts, ev.side, ev.price, ev.qty)
+        if key in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen.add(key)
+        self._order.append(key)
+        if len(self._order) > self._keep:
+            self._seen.discard(self._order.popleft())
+        return True
 
 
 class Daemon:
@@ -97,7 +214,6 @@ class Daemon:
     Args:
         settings: typed settings.
         out: where the stdout sink writes alert JSON lines.
-        rest_limits: per-venue REST budgets (tests shrink them).
         ws_backoff: reconnect-delay factory for the sessions (tests shrink it).
     """
 
@@ -109,31 +225,24 @@ class Daemon:
         ws_backoff: Callable[[], Any] | None = None,
     ) -> None:
         self.settings = settings
-        self.started_ms = time.time_ns() // 1_000_000
         self.bus = MemoryBus()
         self.state = LiveState()
         self.engine = RuleEngine(rules_from_settings(settings.rules))
+        self.dedupe = LiquidationDeduper()
         self.bus.add_handler(self.state.on_event)
         self.bus.add_handler(self._on_event_for_rules)
         self.alert_consumer = self.bus.consumer(
             "stdout", maxsize=settings.bus.consumer_queue_size, overflow="drop_newest", types=["alert"]
         )
         self.sink = StdoutSink(out if out is not None else sys.stdout.buffer)
-        self.adapters: dict[str, BinanceAdapter] = {}
+        self.venues = {v.name: v for v in venues_from_settings(settings)}
+        self.adapters: dict[str, Adapter] = {name: v.adapter for name, v in self.venues.items()}
         self.sessions: list[tuple[SessionPlan, WsSession]] = []
         self.frame_error_samples = 0
-        self.rest = RestClient(
-            {
-                "binance": VenueLimits(
-                    capacity=max(settings.exchanges.binance.rest_weight_per_min / 10, 10),
-                    refill_per_s=settings.exchanges.binance.rest_weight_per_min / 60,
-                    used_weight_header="X-MBX-USED-WEIGHT-1M",
-                    used_weight_limit=settings.exchanges.binance.rest_weight_per_min,
-                )
-            }
-        )
+        self.rest = RestClient({name: v.limits for name, v in self.venues.items()})
         self.store = InstrumentStore(Path(settings.state_dir).expanduser())
         self.rest_errors = 0
+        self.cover_polls: dict[str, int] = {}
         self.registry = make_registry(self.snapshot)
         self.api = HttpApi(
             self.registry,
@@ -149,11 +258,9 @@ class Daemon:
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
-        if settings.exchanges.binance.enabled:
-            adapter = BinanceAdapter()
-            self.adapters["binance"] = adapter
-            for plan in plan_binance(settings, adapter):
-                self.sessions.append((plan, self._session(plan, adapter)))
+        for venue in self.venues.values():
+            for plan in plan_sessions(venue):
+                self.sessions.append((plan, self._session(plan, venue.adapter)))
 
     # ------------------------------------------------------------------ wiring
 
@@ -161,11 +268,18 @@ class Daemon:
         for alert in self.engine.on_event(event, self.state):
             self.bus.publish(alert)
 
-    def _session(self, plan: SessionPlan, adapter: BinanceAdapter) -> WsSession:
+    def publish(self, event: Event) -> None:
+        """Put one market event on the bus (liquidations once per natural key)."""
+        if isinstance(event, Liquidation) and not self.dedupe.first_time(event):
+            return
+        self.bus.publish(event)
+
+    def _session(self, plan: SessionPlan, adapter: Adapter) -> WsSession:
         hb = adapter.heartbeat()
         keys = plan.keys
         all_keys = {ch: key for (ch, sym), key in keys.items() if sym is None}
-        publish = self.bus.publish
+        publish = self.publish
+        cadences = {**DEFAULT_CADENCE_S, **getattr(adapter, "CADENCE_S", {})}
 
         def on_frame(frame: str | bytes, recv_ms: int) -> None:
             try:
@@ -180,7 +294,7 @@ class Daemon:
             if channel is not None:
                 key = all_keys.get(channel)
                 if key is None and events:
-                    key = keys.get((channel, events[0].raw_symbol))  # type: ignore[attr-defined]
+                    key = keys.get((channel, getattr(events[0], "raw_symbol", None)))
                 if key is not None:
                     session.touch(key, recv_ms)
             for event in events:
@@ -203,16 +317,12 @@ class Daemon:
             **kwargs,
         )
         for s in plan.streams:
-            session.expect(keys[(s.channel, s.raw_symbol)], CADENCE_S.get(s.channel))
+            session.expect(keys[(s.channel, s.raw_symbol)], cadences.get(s.channel))
         return session
-
-    def _rest_base(self, exchange: str, market: str) -> str:
-        cfg = self.settings.exchanges.binance
-        return cfg.cm_rest_url if market == "cm" else cfg.um_rest_url
 
     async def fetch(self, exchange: str, call: RestCall) -> tuple[bytes, int]:
         """One adapter RestCall through the rate-limited client."""
-        url = self._rest_base(exchange, call.market).rstrip("/") + call.path
+        url = self.venues[exchange].rest_url(call.market).rstrip("/") + call.path
         return await self.rest.get_json(exchange, url, call.params or None, weight=call.weight, ttl_s=call.ttl_s)
 
     async def fetch_and_publish(self, exchange: str, call: RestCall) -> list[Event]:
@@ -226,59 +336,75 @@ class Daemon:
             log.warning("%s %s %s: %s", exchange, call.endpoint, call.params, exc)
             return []
         for event in events:
-            self.bus.publish(event)
+            self.publish(event)
         return events
 
     # ------------------------------------------------------------------ tasks
 
-    async def load_instruments(self) -> None:
-        for name, adapter in self.adapters.items():
+    async def load_instruments(self, venue: VenueWiring) -> None:
+        adapter = venue.adapter
 
-            async def fetch_body(call: RestCall, name: str = name) -> bytes:
-                body, _ = await self.fetch(name, call)
-                return body
+        async def fetch_body(call: RestCall) -> bytes:
+            body, _ = await self.fetch(venue.name, call)
+            return body
 
-            report = await self.store.load(adapter, adapter.rest_instruments(), fetch_body)
-            log.info("%s instruments: %d known (fetched %s, from cache %s, failed %s)", name, report.instruments,
-                     report.fetched, list(report.from_cache), list(report.failed))
+        calls = list(adapter.rest_instruments())
+        report = await self.store.load(adapter, calls, fetch_body)
+        log.info("%s instruments: %d known (fetched %s, from cache %s, failed %s)", venue.name,
+                 report.instruments, report.fetched, list(report.from_cache), list(report.failed))
 
-    async def _instruments_refresher(self) -> None:
-        interval = self.settings.exchanges.binance.instruments_refresh_s
+    async def _instruments_refresher(self, venue: VenueWiring) -> None:
         while True:
-            await asyncio.sleep(interval)
-            await self.load_instruments()
+            await asyncio.sleep(venue.instruments_refresh_s)
+            await self.load_instruments(venue)
 
-    async def _open_interest_poller(self) -> None:
-        """Binance streams no open interest: poll each configured symbol, spread over the interval."""
-        cfg = self.settings.exchanges.binance
-        adapter = self.adapters["binance"]
-        symbols = list(cfg.symbols)
+    async def _open_interest_poller(self, venue: VenueWiring, period_s: float) -> None:
+        """For a venue that streams no open interest: poll each configured symbol, spread over the period."""
+        adapter = venue.adapter
+        symbols = list(venue.symbols)
         if not symbols:
             return
-        for raw in symbols:
-            await self._seed_oi_history(adapter, raw)
-        pause = cfg.open_interest_poll_s / len(symbols)
+        hist = getattr(adapter, "rest_open_interest_hist", None)
+        if hist is not None:
+            for raw in symbols:
+                await self._seed_oi_history(venue, hist(raw, period="1h", limit=169))
+        pause = period_s / len(symbols)
         while True:
             for raw in symbols:
-                call = adapter.rest_open_interest(raw, ttl_s=cfg.open_interest_poll_s / 2)
-                await self.fetch_and_publish("binance", call)
+                await self.fetch_and_publish(venue.name, adapter.rest_open_interest(raw, ttl_s=period_s / 2))
                 await asyncio.sleep(pause)
 
-    async def _seed_oi_history(self, adapter: BinanceAdapter, raw: str) -> None:
-        call = adapter.rest_open_interest_hist(raw, period="1h", limit=169)
+    async def _seed_oi_history(self, venue: VenueWiring, call: RestCall) -> None:
         try:
-            body, recv_ms = await self.fetch("binance", call)
-            events = adapter.parse_rest(call.endpoint, body, recv_ms)
+            body, recv_ms = await self.fetch(venue.name, call)
+            events = venue.adapter.parse_rest(call.endpoint, body, recv_ms)
         except (RestError, FrameError, OSError, TimeoutError) as exc:
-            log.info("binance %s: no open-interest history (%s); changes fill in as the process runs", raw, exc)
+            log.info("%s %s: no open-interest history (%s); changes fill in as the process runs", venue.name,
+                     call.params, exc)
             return
         self.state.seed_open_interest(events)
 
-    async def _initial_rest(self) -> None:
-        """Funding, mark and index over REST before the first WebSocket frame arrives."""
-        adapter = self.adapters["binance"]
-        for market in ("um", "cm"):
-            await self.fetch_and_publish("binance", adapter.rest_premium_index(market))
+    async def _rest_cover(self, venue: VenueWiring) -> None:
+        """REST keeps funding and mark fresh at start-up and while a market's socket is down or stalled."""
+        cover = getattr(venue.adapter, "rest_cover", None)
+        if cover is None:
+            return
+        plans = [(plan, session) for plan, session in self.sessions if plan.exchange == venue.name]
+        markets = sorted({plan.market for plan, _ in plans})
+        first = True
+        while True:
+            for market in markets:
+                sessions = [s for p, s in plans if p.market == market]
+                down = any(s.state != "open" or any(st.stale for st in s.stats().streams.values())
+                           for s in sessions)
+                if first or down:
+                    symbols = [s for s in venue.symbols if venue.adapter.market_of(s) == market]
+                    for call in cover(market, symbols):
+                        await self.fetch_and_publish(venue.name, call)
+                    if not first:
+                        self.cover_polls[venue.name] = self.cover_polls.get(venue.name, 0) + 1
+            first = False
+            await asyncio.sleep(COVER_CHECK_S)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set; returns the exit status (0)."""
@@ -287,15 +413,17 @@ class Daemon:
         self.started.set()
         sink_task = asyncio.create_task(self.sink.run(self.alert_consumer), name="sink:stdout")
         try:
-            if self.adapters:
-                await self.load_instruments()
+            for venue in self.venues.values():
+                await self.load_instruments(venue)
             async with asyncio.TaskGroup() as tg:
                 for plan, session in self.sessions:
                     tg.create_task(session.run(), name=f"ws:{plan.name}")
-                if "binance" in self.adapters:
-                    tg.create_task(self._initial_rest(), name="rest:binance:premium")
-                    tg.create_task(self._open_interest_poller(), name="rest:binance:oi")
-                    tg.create_task(self._instruments_refresher(), name="rest:binance:instruments")
+                for venue in self.venues.values():
+                    tg.create_task(self._rest_cover(venue), name=f"rest:{venue.name}:cover")
+                    tg.create_task(self._instruments_refresher(venue), name=f"rest:{venue.name}:instruments")
+                    if venue.open_interest_poll_s:
+                        tg.create_task(self._open_interest_poller(venue, venue.open_interest_poll_s),
+                                       name=f"rest:{venue.name}:oi")
                 # The stop signal is awaited in the group's body, not in a child: on Python 3.11 a child
                 # that raises while the body sits in __aexit__ leaves this task's cancel count raised.
                 await stop.wait()
@@ -341,7 +469,7 @@ class Daemon:
         return out
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready once every session is open and every stream with an expected cadence has delivered data.
+        """Ready once every session delivered a frame and every stream with an expected cadence delivered data.
 
         Streams that may be silent for minutes (liquidations) only need their
         session to have delivered any frame.
@@ -381,7 +509,7 @@ class Daemon:
 
     def _gauge_symbols(self) -> set[tuple[str, str]]:
         """(exchange, raw_symbol) pairs that get market gauges: the configured symbols (bounded labels)."""
-        return {("binance", s) for s in self.settings.exchanges.binance.symbols}
+        return {(name, s) for name, v in self.venues.items() for s in v.symbols}
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

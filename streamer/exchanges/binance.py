@@ -335,6 +335,32 @@ class BinanceAdapter:
                 return f"{sym}@markPrice@1s" if sym else "!markPrice@arr@1s"
         raise ValueError(f"Binance has no {stream.channel!r} stream (open interest comes by REST)")
 
+    CADENCE_S: dict[str, float | None] = {"funding": 1.0, "mark": 1.0, "ticker": 2.0, "liquidations": None, "book": None}
+    """Expected max interval of each channel's frames (Binance docs: markPrice@1s 1 s, !ticker@arr 1 s,
+    <sym>@ticker 2 s UM; forceOrder only when a liquidation happens; bookTicker only on change)."""
+
+    def plan_streams(self, market: str, symbols: Sequence[str], channels: Sequence[str],
+                     all_market: bool) -> list[Stream]:
+        """The streams of one market: venue-wide ones where Binance has them, else per symbol.
+
+        COIN-M has no all-market mark-price stream (exchanges.md §1.2): funding is per symbol there.
+        """
+        mine = [s for s in symbols if self.market_of(s) == market]
+        streams: list[Stream] = []
+        for channel in channels:
+            venue_wide = all_market and (
+                channel in ("liquidations", "ticker") or (channel in ("funding", "mark") and market == "um")
+            )
+            if venue_wide:
+                streams.append(Stream(channel, None, market))  # type: ignore[arg-type]
+            else:
+                streams.extend(Stream(channel, s, market) for s in mine)  # type: ignore[arg-type]
+        return streams
+
+    def rest_cover(self, market: str, symbols: Sequence[str]) -> list[RestCall]:
+        """What REST polls keep fresh while a market's socket is down: premiumIndex (funding, mark, index)."""
+        return [self.rest_premium_index(market, ttl_s=5.0)]
+
     def subscribe(self, streams: Sequence[Stream]) -> list[str]:
         """``SUBSCRIBE`` request frames, at most ``SUBSCRIBE_CHUNK`` streams each, with fresh ids."""
         names = list(dict.fromkeys(self.stream_key(s) for s in streams))
