@@ -1,0 +1,47 @@
+"""Daemon wiring without sockets: session planning and sharding, liquidation de-duplication."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from streamer.config import BinanceSettings, ExchangesSettings, Settings
+from streamer.daemon import LiquidationDeduper, plan_sessions, venues_from_settings
+from streamer.model import Liquidation
+
+
+def binance_venue(**kwargs):
+    settings = Settings(exchanges=ExchangesSettings(binance=BinanceSettings(**kwargs)))
+    [venue] = venues_from_settings(settings)
+    return venue
+
+
+def test_all_market_plan_uses_venue_wide_streams_and_per_symbol_cm_funding():
+    venue = binance_venue(symbols=["BTCUSDT", "BTCUSD_PERP"], all_market=True,
+                          channels=["liquidations", "funding", "ticker"])
+    plans = plan_sessions(venue)
+    assert [(p.name, p.url) for p in plans] == [("binance-um-0", "wss://fstream.binance.com/market/ws"),
+                                                ("binance-cm-0", "wss://dstream.binance.com/ws")]
+    assert list(plans[0].keys.values()) == ["!forceOrder@arr", "!markPrice@arr@1s", "!ticker@arr"]
+    assert list(plans[1].keys.values()) == ["!forceOrder@arr", "btcusd_perp@markPrice@1s", "!ticker@arr"]
+
+
+def test_streams_are_sharded_within_the_per_connection_limit():
+    symbols = [f"S{i}USDT" for i in range(150)]
+    venue = binance_venue(symbols=symbols, all_market=False, channels=["liquidations", "funding"])
+    plans = [p for p in plan_sessions(venue) if p.market == "um"]
+    assert [len(p.streams) for p in plans] == [200, 100]
+    assert [p.name for p in plans] == ["binance-um-0", "binance-um-1"]
+    first = json.loads(venue.adapter.subscribe(plans[1].streams)[0])
+    assert first["params"][0] == "s50usdt@markPrice@1s"  # 150 liquidation streams, then funding
+
+
+def test_liquidation_seen_twice_under_its_natural_key_is_published_once():
+    dedupe = LiquidationDeduper(keep=2)
+    ev = Liquidation(exchange="okx", symbol="BTC-USDT-PERP", raw_symbol="BTC-USDT-SWAP", ts=1, recv_ts=2,
+                     side="long", price=100.0, qty=1.0, value_usd=100.0)
+    again = msgspec.structs.replace(ev, recv_ts=99)  # the same fact received again (REST backfill)
+    other = msgspec.structs.replace(ev, ts=2)
+    assert [dedupe.first_time(e) for e in (ev, again, other)] == [True, False, True]
+    assert dedupe.duplicates == 1
