@@ -99,3 +99,25 @@ def test_demo_process_exits_0_on_sigterm_and_prints_json_lines():
     assert proc.returncode == 0
     for raw in out.splitlines():
         assert json.loads(raw)["type"] == "alert"
+
+
+async def test_rest_covers_funding_while_the_socket_is_stalled(tmp_path, monkeypatch):
+    import streamer.daemon as daemon_mod
+
+    monkeypatch.setattr(daemon_mod, "COVER_CHECK_S", 0.2)
+    async with SimServer(seed=5, speed=1.0) as sim:
+        daemon = Daemon(demo_settings(sim.urls, "127.0.0.1", 0, str(tmp_path)), out=io.BytesIO())
+        funding_seen: list[int] = []
+        daemon.bus.add_handler(lambda ev: funding_seen.append(ev.recv_ts) if ev.__struct_config__.tag == "funding"
+                               else None)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await eventually(lambda: daemon.readiness()[0], within_s=10)
+            sim.faults.stall(20.0, "binance.um")
+            await eventually(lambda: daemon.cover_polls.get("binance", 0) >= 2, within_s=10)
+            polled_at = len(funding_seen)
+            await eventually(lambda: len(funding_seen) > polled_at, within_s=5)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 10) == 0
