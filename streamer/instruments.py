@@ -68,12 +68,12 @@ class InstrumentStore:
             path = self._path(adapter.name, call)
             try:
                 body = await fetch(call)
-                adapter.load_instruments(body)
+                adapter.load_instruments(body, market=call.market)
             except Exception as exc:  # noqa: BLE001 - any failure (HTTP, timeout, bad body) falls back to the cache
                 reason = f"{type(exc).__name__}: {exc}"
                 if path.exists():
                     try:
-                        adapter.load_instruments(path.read_bytes())
+                        adapter.load_instruments(path.read_bytes(), market=call.market)
                     except FrameError as cache_exc:
                         report.failed[label] = f"{reason}; cache unreadable: {cache_exc}"
                         self.failures += 1

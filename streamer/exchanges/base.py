@@ -168,8 +168,8 @@ class Adapter(Protocol):
         """The venue's keep-alive rules."""
         ...
 
-    def load_instruments(self, body: str | bytes) -> int:
-        """Load a raw instrument REST body; returns how many instruments it held."""
+    def load_instruments(self, body: str | bytes, market: str = "") -> int:
+        """Load a raw instrument REST body (from ``market`` when the caller knows); returns rows held."""
         ...
 
     def instruments(self) -> list[Instrument]:

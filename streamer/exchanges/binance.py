@@ -400,8 +400,15 @@ class BinanceAdapter:
 
     # ----------------------------------------------------------------- instruments
 
-    def load_instruments(self, body: str | bytes) -> int:
-        """Load an exchangeInfo (UM or CM) or fundingInfo body; returns rows loaded."""
+    def load_instruments(self, body: str | bytes, market: str = "") -> int:
+        """Load an exchangeInfo (UM or CM) or fundingInfo body; returns rows loaded.
+
+        Args:
+            body: the raw response body.
+            market: ``um`` or ``cm`` when the caller knows which endpoint answered (a fundingInfo
+                body names no market; an empty one then counts for that market only). Without it,
+                the market is read off the body's symbols, and an empty body counts for both.
+        """
         try:
             head = _ANY_DEC.decode(body)
         except msgspec.DecodeError as exc:
@@ -423,7 +430,10 @@ class BinanceAdapter:
                         self.meta.set_interval(frow.symbol, frow.fundingIntervalHours)
                 # fundingInfo lists only symbols off the 8 h default; the body names no market, so the
                 # market is read off its symbols (an empty body counts for both markets).
-                markets = {self.market_of(frow.symbol) for frow in rows} or {"um", "cm"}
+                if market in self.markets:
+                    markets = {market}
+                else:
+                    markets = {self.market_of(frow.symbol) for frow in rows} or {"um", "cm"}
                 self._funding_info_markets |= markets
                 return len(rows)
         except msgspec.ValidationError as exc:

@@ -272,3 +272,10 @@ def test_wrong_types_in_known_fields_raise_only_frame_error(field, value):
         for name in ("price", "qty", "value_usd", "rate", "mark_price"):
             v = getattr(ev, name, None)
             assert v is None or v == v  # never NaN
+
+
+def test_empty_funding_info_from_one_market_does_not_default_the_other():
+    a = adapter()
+    a.load_instruments("[]", market="cm")
+    funding, _ = a.parse(json.dumps(MARK), RECV)  # BTCUSDT is a UM symbol: UM fundingInfo never loaded
+    assert (funding.interval_h, funding.rate_8h) == (None, None)
