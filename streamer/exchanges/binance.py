@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -335,7 +335,9 @@ class BinanceAdapter:
                 return f"{sym}@markPrice@1s" if sym else "!markPrice@arr@1s"
         raise ValueError(f"Binance has no {stream.channel!r} stream (open interest comes by REST)")
 
-    CADENCE_S: dict[str, float | None] = {"funding": 1.0, "mark": 1.0, "ticker": 2.0, "liquidations": None, "book": None}
+    CADENCE_S: ClassVar[dict[str, float | None]] = {
+        "funding": 1.0, "mark": 1.0, "ticker": 2.0, "liquidations": None, "book": None,
+    }
     """Expected max interval of each channel's frames (Binance docs: markPrice@1s 1 s, !ticker@arr 1 s,
     <sym>@ticker 2 s UM; forceOrder only when a liquidation happens; bookTicker only on change)."""
 
