@@ -1,7 +1,8 @@
 """Instrument metadata at start-up: fetched over REST, cached on disk so a restart works when REST is down.
 
 The raw instrument bodies (exactly what the venue returned) are kept under
-``<state_dir>/instruments/<exchange>/<market>_<endpoint>.json``. On start-up
+``<state_dir>/instruments/<exchange>/<market>_<endpoint>[_<params hash>].json``. Paginated
+venues (Bybit) expose ``next_instruments_call(body)``; every page is fetched and cached. On start-up
 and on every refresh each body is fetched; on success it replaces the cached
 copy (atomically), on failure the cached copy is loaded instead and the
 report says so, with its age.
@@ -9,6 +10,7 @@ report says so, with its age.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -21,6 +23,8 @@ from streamer.exchanges.base import Adapter, FrameError, RestCall
 log = logging.getLogger("streamer.instruments")
 
 Fetch = Callable[[RestCall], Awaitable[bytes]]
+MAX_PAGES = 200
+"""Most follow-up pages loaded per load (Bybit paginates instruments 500-1000 rows a page)."""
 
 
 @dataclass
@@ -51,7 +55,11 @@ class InstrumentStore:
 
     def _path(self, exchange: str, call: RestCall) -> Path:
         market = call.market or "main"
-        return self.cache_dir / "instruments" / exchange / f"{market}_{call.endpoint}.json"
+        suffix = ""
+        if call.params:
+            text = "&".join(f"{k}={v}" for k, v in sorted(call.params.items()))
+            suffix = "_" + hashlib.sha1(text.encode()).hexdigest()[:10]
+        return self.cache_dir / "instruments" / exchange / f"{market}_{call.endpoint}{suffix}.json"
 
     def _write(self, path: Path, body: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,17 +71,26 @@ class InstrumentStore:
         """Fetch every call's body and load it into the adapter; fall back to the cache per body."""
         report = LoadReport()
         self.loads += 1
-        for call in calls:
+        next_page = getattr(adapter, "next_instruments_call", None)
+        queue = list(calls)
+        pages = 0
+        while queue:
+            call = queue.pop(0)
             label = f"{call.market}:{call.endpoint}" if call.market else call.endpoint
+            if call.params:
+                label += "?" + "&".join(f"{k}={v}" for k, v in sorted(call.params.items()))
             path = self._path(adapter.name, call)
+            body: bytes | None = None
             try:
                 body = await fetch(call)
                 adapter.load_instruments(body, market=call.market)
             except Exception as exc:  # noqa: BLE001 - any failure (HTTP, timeout, bad body) falls back to the cache
+                body = None
                 reason = f"{type(exc).__name__}: {exc}"
                 if path.exists():
                     try:
-                        adapter.load_instruments(path.read_bytes(), market=call.market)
+                        body = path.read_bytes()
+                        adapter.load_instruments(body, market=call.market)
                     except FrameError as cache_exc:
                         report.failed[label] = f"{reason}; cache unreadable: {cache_exc}"
                         self.failures += 1
@@ -88,8 +105,17 @@ class InstrumentStore:
                     self.failures += 1
                     log.error("%s %s: REST failed (%s) and no cached copy in %s", adapter.name, label, reason,
                               path.parent)
-                continue
-            self._write(path, body)
-            report.fetched.append(label)
+                    continue
+            else:
+                self._write(path, body)
+                report.fetched.append(label)
+            if next_page is not None and body is not None and pages < MAX_PAGES:
+                try:
+                    follow = next_page(body)
+                except FrameError:
+                    follow = None
+                if follow is not None:
+                    pages += 1
+                    queue.insert(0, follow)
         report.instruments = len(adapter.instruments())
         return report

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from streamer.exchanges.base import Adapter
 from streamer.exchanges.binance import BinanceAdapter
+from streamer.exchanges.bybit import BybitAdapter
 
 ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "binance": BinanceAdapter,
+    "bybit": BybitAdapter,
 }
