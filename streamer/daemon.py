@@ -330,7 +330,7 @@ class Daemon:
         adapter = self.adapters[exchange]
         try:
             body, recv_ms = await self.fetch(exchange, call)
-            events = adapter.parse_rest(call.endpoint, body, recv_ms)
+            events = adapter.parse_rest(call.endpoint, body, recv_ms, call.params)
         except (RestError, FrameError, OSError, TimeoutError) as exc:
             self.rest_errors += 1
             log.warning("%s %s %s: %s", exchange, call.endpoint, call.params, exc)
@@ -377,7 +377,7 @@ class Daemon:
     async def _seed_oi_history(self, venue: VenueWiring, call: RestCall) -> None:
         try:
             body, recv_ms = await self.fetch(venue.name, call)
-            events = venue.adapter.parse_rest(call.endpoint, body, recv_ms)
+            events = venue.adapter.parse_rest(call.endpoint, body, recv_ms, call.params)
         except (RestError, FrameError, OSError, TimeoutError) as exc:
             log.info("%s %s: no open-interest history (%s); changes fill in as the process runs", venue.name,
                      call.params, exc)

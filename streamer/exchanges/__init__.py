@@ -7,8 +7,10 @@ from collections.abc import Callable
 from streamer.exchanges.base import Adapter
 from streamer.exchanges.binance import BinanceAdapter
 from streamer.exchanges.bybit import BybitAdapter
+from streamer.exchanges.okx import OkxAdapter
 
 ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "binance": BinanceAdapter,
     "bybit": BybitAdapter,
+    "okx": OkxAdapter,
 }

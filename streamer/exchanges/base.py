@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -180,8 +180,14 @@ class Adapter(Protocol):
         """Metadata of one symbol, else what its name tells (no contract size then), else None."""
         ...
 
-    def parse_rest(self, endpoint: str, body: str | bytes, recv_ts: int) -> list[Event]:
-        """Events in a REST response body; raises FrameError."""
+    def parse_rest(
+        self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
+    ) -> list[Event]:
+        """Events in a REST response body; raises FrameError.
+
+        ``params`` are the request's query parameters, for bodies that do not name their instrument
+        (OKX open-interest history); the daemon passes ``RestCall.params``.
+        """
         ...
 
     def rest_instruments(self) -> list[RestCall]:

@@ -19,7 +19,7 @@ come from Binance's derivatives documentation, summarized with sources in
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -778,7 +778,9 @@ class BinanceAdapter:
         params = {"symbol": raw_symbol, "period": period, "limit": str(limit)}
         return RestCall("openInterestHist", "/futures/data/openInterestHist", params, weight=1, market="um")
 
-    def parse_rest(self, endpoint: str, body: str | bytes, recv_ts: int) -> list[Event]:
+    def parse_rest(
+        self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
+    ) -> list[Event]:
         """Events in a REST body. ``exchangeInfo``/``fundingInfo`` load metadata and yield none.
 
         Raises:

@@ -53,7 +53,7 @@ REST ``ts`` = the body's ``time``, except history rows, which carry their own
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -1093,7 +1093,9 @@ class BybitAdapter:
         time = env.time if isinstance(env.time, (int, str)) and not isinstance(env.time, bool) else None
         return env.result, _ms(time, "time")
 
-    def parse_rest(self, endpoint: str, body: str | bytes, recv_ts: int) -> list[Event]:
+    def parse_rest(
+        self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
+    ) -> list[Event]:
         """Events in a REST body (``REST_ENDPOINTS``); ``instruments`` loads metadata and yields none.
 
         Raises:
