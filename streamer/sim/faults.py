@@ -1,9 +1,10 @@
 """Fault plan for the simulator: what goes wrong, when, for which venue.
 
 Tests and scenarios drive one ``FaultPlan`` per server (``SimServer.faults``); venue modules
-consult it. Venues are named by key, ``"<exchange>.<product>"`` (``"binance.um"``,
-``"binance.cm"``); a selector matches a key exactly or by its exchange part (``"binance"``), and
-``None`` matches every venue.
+consult it. Venues are named by key, ``"<exchange>.<product>"``: ``"binance.um"``, ``"binance.cm"``
+(REST and WebSocket alike), ``"bybit.linear"``, ``"bybit.inverse"``, ``"bybit.option"`` (WebSocket
+endpoints), ``"bybit.rest"``, ``"okx.public"`` (WebSocket), ``"okx.rest"``; a selector matches a key
+exactly or by its exchange part (``"bybit"``), and ``None`` matches every venue.
 
 WebSocket faults act on live connections, which venues register here (``FaultTarget``):
 
@@ -18,8 +19,10 @@ WebSocket faults act on live connections, which venues register here (``FaultTar
 
 REST faults are queued rules, consumed first-in first-out by the first request they match
 (``path`` is an ``fnmatch`` glob over the request path): an error status (429 and 418 with
-``Retry-After`` seconds, 500, 502, 503 …) or a slow response. ``count=None`` keeps a rule until
-``clear()``. Script a different failure for each retry by queueing several rules.
+``Retry-After`` seconds, 403, 500, 502, 503 …) or a slow response. ``code`` asks for a venue error
+code in the body, also under HTTP 200 where the venue does that (OKX ``50011`` rate limit, Bybit
+``retCode`` ``10006``). ``count=None`` keeps a rule until ``clear()``. Script a different failure
+for each retry by queueing several rules.
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ class FaultTarget(Protocol):
 
 @dataclass(slots=True)
 class RestFault:
-    """One queued REST fault rule. ``status=None`` means: answer normally after ``delay_s``."""
+    """One queued REST fault rule. ``status=None`` means: answer normally after ``delay_s``.
+
+    ``code``: the venue's own error code to render in the body (``None``: the venue picks one for
+    ``status``)."""
 
     status: int | None
     path: str = "*"
@@ -68,6 +74,7 @@ class RestFault:
     retry_after_s: int | None = None
     delay_s: float = 0.0
     body: str | None = None
+    code: int | None = None
 
 
 @dataclass(slots=True)
@@ -211,12 +218,14 @@ class FaultPlan:
         retry_after_s: int | None = None,
         body: str | None = None,
         delay_s: float = 0.0,
+        code: int | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with ``status`` (429/418 carry
-        ``Retry-After: retry_after_s``; the venue renders its own error body unless ``body``)."""
+        ``Retry-After: retry_after_s``; the venue renders its own error body unless ``body``, with
+        its error ``code`` if given, e.g. ``rest_error(200, code=50011, venue="okx")``)."""
         if status in (418, 429) and retry_after_s is None:
             retry_after_s = 1
-        self._rest.append(RestFault(status, path, venue, count, retry_after_s, delay_s, body))
+        self._rest.append(RestFault(status, path, venue, count, retry_after_s, delay_s, body, code))
 
     def rest_slow(self, delay_s: float, *, count: int | None = 1, path: str = "*", venue: str | None = None) -> None:
         """Delay the next ``count`` matching requests by ``delay_s`` seconds, then answer normally."""

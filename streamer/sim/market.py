@@ -19,10 +19,17 @@ each 1000 ms window, which is Binance's documented cap for ``<symbol>@forceOrder
 ``!forceOrder@arr``; see exchanges.md §1.2), ``funding_history``, ``oi_history`` and the live
 ``state(symbol)``.
 
+The other venues (Bybit, OKX) keep their own books (``Market.bybit``, ``Market.okx``:
+``VenueBook``) in their own terms (contracts, sides, sampling rules); their indexes follow
+Binance's walks of the same base coin with a basis of their own, so cross-venue numbers are close
+but not identical, while everything else draws from each book's own random stream (adding a venue
+never changes Binance's numbers).
+
 Scenarios are timelines of effects, each starting ``start_s`` seconds after the sim start:
 ``Cascade`` (one-sided liquidation burst), ``FundingSpike`` and ``OiSurge``. ``SCENARIOS`` holds the
-named ones (``calm``, ``cascade``, ``funding_spike``, ``oi_surge``, ``demo``), and
-``Market.schedule`` adds an effect at run time.
+named ones (``calm``, ``cascade``, ``funding_spike``, ``oi_surge``, ``demo``; the ``cascade`` and
+``demo`` ETH cascades liquidate on Binance, Bybit and OKX at once), and ``Market.schedule`` adds an
+effect at run time. An effect names its venue (``venue``, default ``binance``).
 """
 
 from __future__ import annotations
@@ -36,17 +43,25 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "BYBIT_BOOK",
+    "CROSS_VENUE_LEGS",
     "DAY_MS",
     "HOUR_MS",
     "OI_HISTORY_STEP_MS",
+    "OKX_BOOK",
     "PERPETUAL_DELIVERY_MS",
     "PUSH_WINDOW_MS",
     "SCENARIOS",
+    "BookRules",
     "Cascade",
     "Clock",
+    "Contract",
+    "ContractKind",
+    "ContractState",
     "Effect",
     "FundingRecord",
     "FundingSpike",
+    "IndexState",
     "Instrument",
     "Liquidation",
     "Market",
@@ -54,9 +69,15 @@ __all__ = [
     "OiSurge",
     "Product",
     "PushedLiquidation",
+    "PushedVenueLiquidation",
     "Scenario",
     "Side",
     "SymbolState",
+    "VenueBook",
+    "VenueLiquidation",
+    "build_bybit_contracts",
+    "build_okx_contracts",
+    "bybit_expiry_code",
     "get_scenario",
     "quarterly_expiry_ms",
 ]
@@ -245,6 +266,14 @@ class Cascade:
     From ``start_s`` for ``duration_s`` seconds, ``orders_per_s`` liquidation orders per second
     (at least one in every 1000 ms push window) of side ``side`` (``SELL``: longs liquidated),
     log-normal sizes around ``median_usd``; the index moves by ``price_move_pct`` over the burst.
+
+    ``venue`` names whose symbol ``symbol`` is (``binance``, ``bybit``, ``okx``). ``legs`` adds
+    other venues liquidating the same underlying at the same time: ``(venue, weight)`` pairs, each
+    planned like this leg (same side, rate and timing rules) on that venue's linear perpetual of the
+    same base and quote (Bybit ``ETHUSDT``, OKX ``ETH-USDT-SWAP``), with sizes around
+    ``median_usd × weight``. So a weight is a leg's notional relative to this one: legs
+    ``(("bybit", 0.6), ("okx", 0.4))`` on a Binance cascade give Binance 50 %, Bybit 30 % and OKX
+    20 % of the generated total (what each venue then pushes follows its own feed's rules).
     """
 
     symbol: str = "ETHUSDT"
@@ -255,6 +284,8 @@ class Cascade:
     median_usd: float = 450_000.0
     sigma: float = 0.45
     price_move_pct: float = -4.0
+    venue: str = "binance"
+    legs: tuple[tuple[str, float], ...] = ()
 
     @property
     def end_s(self) -> float:
@@ -263,12 +294,15 @@ class Cascade:
 
 @dataclass(frozen=True, slots=True)
 class FundingSpike:
-    """``symbol``'s funding rate jumps to ``rate`` (per interval) for ``duration_s``, then returns."""
+    """``symbol``'s funding rate jumps to ``rate`` (per interval) for ``duration_s``, then returns.
+
+    ``venue`` names whose symbol ``symbol`` is (``binance``, ``bybit``, ``okx``)."""
 
     symbol: str = "SOLUSDT"
     start_s: float = 5.0
     duration_s: float = 15.0
     rate: float = 0.0025
+    venue: str = "binance"
 
     @property
     def end_s(self) -> float:
@@ -277,12 +311,15 @@ class FundingSpike:
 
 @dataclass(frozen=True, slots=True)
 class OiSurge:
-    """``symbol``'s open interest rises by ``rise_pct`` percent, linearly over ``duration_s``."""
+    """``symbol``'s open interest rises by ``rise_pct`` percent, linearly over ``duration_s``.
+
+    ``venue`` names whose symbol ``symbol`` is (``binance``, ``bybit``, ``okx``)."""
 
     symbol: str = "BTCUSDT"
     start_s: float = 5.0
     duration_s: float = 60.0
     rise_pct: float = 20.0
+    venue: str = "binance"
 
     @property
     def end_s(self) -> float:
@@ -300,17 +337,21 @@ class Scenario:
     effects: tuple[Effect, ...] = ()
 
 
+CROSS_VENUE_LEGS: tuple[tuple[str, float], ...] = (("bybit", 0.6), ("okx", 0.4))
+"""The scripted ETH cascade's legs on Bybit and OKX: with the Binance leg, shares 50 / 30 / 20 %."""
+
 SCENARIOS: dict[str, Scenario] = {
     "calm": Scenario("calm"),
-    "cascade": Scenario("cascade", (Cascade(symbol="ETHUSDT", start_s=5.0, duration_s=10.0),)),
+    "cascade": Scenario("cascade", (Cascade(symbol="ETHUSDT", start_s=5.0, duration_s=10.0, legs=CROSS_VENUE_LEGS),)),
     "funding_spike": Scenario("funding_spike", (FundingSpike(symbol="SOLUSDT", start_s=5.0, duration_s=15.0),)),
     "oi_surge": Scenario("oi_surge", (OiSurge(symbol="BTCUSDT", start_s=5.0, duration_s=60.0),)),
-    # A 60-second run: OI climbs 3-33 s, a cascade 8-18 s, a funding spike 20-35 s; calm after 35 s.
+    # A 60-second run: OI climbs 3-33 s, an ETH cascade 8-18 s on Binance, Bybit and OKX at once,
+    # a funding spike 20-35 s; calm after 35 s.
     "demo": Scenario(
         "demo",
         (
             OiSurge(symbol="BTCUSDT", start_s=3.0, duration_s=30.0, rise_pct=20.0),
-            Cascade(symbol="ETHUSDT", start_s=8.0, duration_s=10.0),
+            Cascade(symbol="ETHUSDT", start_s=8.0, duration_s=10.0, legs=CROSS_VENUE_LEGS),
             FundingSpike(symbol="SOLUSDT", start_s=20.0, duration_s=15.0, rate=0.0025),
         ),
     ),
@@ -539,6 +580,11 @@ class Market:
         self._effect_seq = 0
         for inst in self.instruments.values():
             self._states[inst.symbol] = self._initial_state(inst)
+        self.bybit = VenueBook(self, build_bybit_contracts(self.start_ms), BYBIT_BOOK)
+        """Bybit v5 contracts (linear, inverse, option) and their records."""
+        self.okx = VenueBook(self, build_okx_contracts(self.start_ms), OKX_BOOK)
+        """OKX v5 contracts (SWAP, FUTURES, OPTION) and their records."""
+        self.books: dict[str, VenueBook] = {"bybit": self.bybit, "okx": self.okx}
         for effect in self.scenario.effects:
             self.schedule(effect)
 
@@ -552,6 +598,13 @@ class Market:
     @property
     def elapsed_s(self) -> float:
         return (self._t - self.start_ms) / 1000.0
+
+    def book(self, venue: str) -> VenueBook:
+        """The book of a venue other than Binance (``bybit``, ``okx``); ``KeyError`` names the choices."""
+        try:
+            return self.books[venue]
+        except KeyError:
+            raise KeyError(f"unknown venue {venue!r}; choose binance or one of {sorted(self.books)}") from None
 
     def symbols(self, product: Product | None = None) -> list[str]:
         return [s for s, i in self.instruments.items() if product is None or i.product == product]
@@ -588,32 +641,42 @@ class Market:
     # -- scenario timeline ------------------------------------------------------------------
 
     def schedule(self, effect: Effect) -> None:
-        """Add an effect; its ``start_s`` counts from the sim start (not from now)."""
-        if effect.symbol not in self.instruments:
-            raise KeyError(f"unknown symbol {effect.symbol!r} in {effect!r}")
+        """Add an effect; its ``start_s`` counts from the sim start (not from now).
+
+        Raises ``KeyError`` for an unknown venue or symbol (also a cascade leg's venue).
+        """
+        if effect.venue == "binance":
+            if effect.symbol not in self.instruments:
+                raise KeyError(f"unknown symbol {effect.symbol!r} in {effect!r}")
+            inst = self.instruments[effect.symbol]
+            base, quote = inst.base_asset, inst.quote_asset
+        else:
+            book = self.book(effect.venue)
+            if effect.symbol not in book.contracts:
+                raise KeyError(f"unknown {effect.venue} symbol {effect.symbol!r} in {effect!r}")
+            contract = book.contracts[effect.symbol]
+            base, quote = contract.base, contract.quote
         start = self.start_ms + int(effect.start_s * 1000)
         end = self.start_ms + int(effect.end_s * 1000)
         active = _Active(effect=effect, start_ms=start, end_ms=end)
         if isinstance(effect, Cascade):
-            active.orders = self._plan_cascade(effect, start, end)
+            legs: list[tuple[VenueBook, str, float]] = []
+            for venue, weight in effect.legs:
+                leg_book = self.book(venue)
+                legs.append((leg_book, leg_book.linear_perpetual(base, quote), weight))
+            if effect.venue == "binance":
+                active.orders = self._plan_cascade(effect, start, end)
+            else:
+                legs.insert(0, (self.book(effect.venue), effect.symbol, 1.0))
+            for leg_book, symbol, weight in legs:
+                rng = random.Random(f"{self.seed}:cascade:{self._effect_seq}:{leg_book.venue}:{symbol}")
+                leg_book.add_orders(_plan_orders(rng, effect, symbol, start, end, effect.median_usd * weight))
         self._effects.append(active)
         self._effect_seq += 1
 
     def _plan_cascade(self, c: Cascade, start: int, end: int) -> list[_ScheduledOrder]:
         rng = random.Random(f"{self.seed}:cascade:{self._effect_seq}:{c.symbol}")
-        orders: list[_ScheduledOrder] = []
-        window = start - start % PUSH_WINDOW_MS
-        while window < end:
-            lo, hi = max(window, start), min(window + PUSH_WINDOW_MS, end)
-            if hi > lo:
-                n = 1 + _poisson(rng, max(0.0, c.orders_per_s - 1.0) * (hi - lo) / 1000.0)
-                for _ in range(n):
-                    ts = rng.randrange(lo, hi)
-                    usd = c.median_usd * math.exp(rng.gauss(0.0, c.sigma))
-                    orders.append(_ScheduledOrder(ts, c.symbol, c.side, usd))
-            window += PUSH_WINDOW_MS
-        orders.sort(key=lambda o: o.trade_ms)
-        return orders
+        return _plan_orders(rng, c, c.symbol, start, end, c.median_usd)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -649,6 +712,9 @@ class Market:
             st.updated_ms = t
         self._t = t
         self._finalize_windows(t)
+        # the other venues follow Binance's walks and draw from their own random streams
+        for book in self.books.values():
+            book.step(prev, t, dt)
 
     # -- internals: state evolution ---------------------------------------------------------
 
@@ -749,7 +815,7 @@ class Market:
         drift = 0.0
         for a in self._effects:
             e = a.effect
-            if isinstance(e, Cascade) and e.symbol == symbol:
+            if isinstance(e, Cascade) and e.venue == "binance" and e.symbol == symbol:
                 overlap = min(t, a.end_ms) - max(prev, a.start_ms)
                 if overlap > 0:
                     drift += math.log(1 + e.price_move_pct / 100) * overlap / (a.end_ms - a.start_ms)
@@ -759,7 +825,7 @@ class Market:
         mult = 1.0
         for a in self._effects:
             e = a.effect
-            if isinstance(e, OiSurge) and e.symbol == inst.symbol and t >= a.start_ms:
+            if isinstance(e, OiSurge) and e.venue == "binance" and e.symbol == inst.symbol and t >= a.start_ms:
                 frac = min(1.0, (t - a.start_ms) / max(1, a.end_ms - a.start_ms))
                 mult *= 1 + e.rise_pct / 100 * frac
         return inst.start_oi * mult
@@ -767,7 +833,7 @@ class Market:
     def _apply_effects(self, prev: int, t: int) -> None:
         for a in self._effects:
             e = a.effect
-            if not isinstance(e, FundingSpike):
+            if not isinstance(e, FundingSpike) or e.venue != "binance":
                 continue
             st = self._states[e.symbol]
             if not a.started and t >= a.start_ms:
@@ -926,6 +992,827 @@ class Market:
         return random.Random(":".join([str(self.seed), *map(str, key)])).random() * 2 - 1
 
 
+# --------------------------------------------------------------------------------------------
+# Venue books: Bybit and OKX
+# --------------------------------------------------------------------------------------------
+
+ContractKind = Literal["perpetual", "future", "option"]
+
+YEAR_MS = 365 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class BookRules:
+    """How a venue publishes what its book records (exchanges.md §0, §2.2, §3.2).
+
+    ``sample_ms``: ``None`` for a complete liquidation feed pushed in ``batch_ms`` batches (Bybit
+    ``allLiquidation``: every order, 500 ms batches); otherwise at most one order (the latest) per
+    contract per ``sample_ms`` window is published (OKX ``liquidation-orders``: one per contract per
+    second, "not the total"). ``rate_decimals``: funding rates are settled at this precision.
+    ``history_days``: how far back funding-rate history reaches. ``liquidation_history_s``: how many
+    seconds of published liquidations exist before the sim start (synthesized; OKX serves them on
+    REST and replays them to a new ``liquidation-orders`` subscriber). ``net_mode_share``: the share
+    of OKX liquidations reported with ``posSide`` ``net`` (one-way mode) rather than ``long``/``short``.
+    """
+
+    venue: str
+    sample_ms: int | None
+    batch_ms: int
+    rate_decimals: int
+    history_days: int
+    liquidation_history_s: int = 0
+    net_mode_share: float = 0.0
+
+
+BYBIT_BOOK = BookRules("bybit", sample_ms=None, batch_ms=500, rate_decimals=6, history_days=30)
+OKX_BOOK = BookRules(
+    "okx", sample_ms=1_000, batch_ms=1_000, rate_decimals=8, history_days=92, liquidation_history_s=900,
+    net_mode_share=0.4,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """One contract of a venue book (Bybit, OKX), in that venue's own terms.
+
+    Quantities are in the venue's unit: Bybit linear and options base coin, Bybit inverse USD
+    (1 USD contracts); OKX contracts of ``contract_value`` (``ctVal``) units of the base coin
+    (linear, options) or USD (inverse). ``quote`` is the currency prices are quoted in (USD for
+    inverse contracts); OKX options are priced in the base coin (``price_in_base``). ``index`` names
+    the venue index the contract follows (OKX ``BTC-USDT``; Bybit ``BTCUSDT``-style), ``family``
+    the OKX ``instFamily``/``uly``. ``funding_interval_h`` is 0 unless perpetual; ``expiry_ms`` 0
+    for perpetuals.
+    """
+
+    venue: str
+    symbol: str
+    category: str
+    kind: ContractKind
+    base: str
+    quote: str
+    settle: str
+    inverse: bool
+    contract_value: float
+    price_decimals: int
+    qty_decimals: int
+    funding_interval_h: int
+    expiry_ms: int
+    launch_ms: int
+    start_oi: float
+    liq_rate_per_s: float
+    liq_median_usd: float
+    funding_mean: float
+    index: str
+    family: str = ""
+    funding_cap: float = 0.0
+    strike: float = 0.0
+    option_type: str = ""
+    base_iv: float = 0.0
+    price_in_base: bool = False
+    alias: str = ""
+
+    @property
+    def perpetual(self) -> bool:
+        return self.kind == "perpetual"
+
+    @property
+    def option(self) -> bool:
+        return self.kind == "option"
+
+    @property
+    def tick(self) -> float:
+        return 10.0**-self.price_decimals
+
+    @property
+    def step(self) -> float:
+        return 10.0**-self.qty_decimals
+
+    def round_price(self, price: float) -> float:
+        return round(price, self.price_decimals)
+
+    def round_qty(self, qty: float) -> float:
+        return round(qty, self.qty_decimals)
+
+    def base_qty(self, qty: float, price: float) -> float:
+        """Base-coin amount of ``qty`` venue units at ``price`` (quote per base coin)."""
+        if self.inverse:
+            return qty * self.contract_value / price
+        return qty * self.contract_value
+
+    def notional_usd(self, qty: float, price: float) -> float:
+        """USD value of ``qty`` venue units at ``price``: inverse contracts × face value; otherwise
+        base coin × price (a stablecoin counts as 1 USD). For options pass the index price."""
+        if self.inverse:
+            return qty * self.contract_value
+        return qty * self.contract_value * price
+
+
+@dataclass(slots=True)
+class IndexState:
+    """One venue index: price (quote per base) and its 24 h / start-of-day statistics."""
+
+    key: str
+    base: str
+    quote: str
+    ref_symbol: str
+    offset: float
+    price: float
+    open_24h: float
+    high_24h: float
+    low_24h: float
+    sod_utc0: float
+    sod_utc8: float
+    updated_ms: int
+    basis: float = 0.0
+    drift: float = 0.0
+
+
+@dataclass(slots=True)
+class ContractState:
+    """Live state of one venue contract. Read it; only the book writes it.
+
+    ``open_interest`` is ONE side (the usual definition; Bybit's ``openInterest`` field is both
+    sides, twice this), in venue units. ``volume_24h`` is venue units; ``turnover_24h`` is the quote
+    currency for linear contracts and options (USD/USDT/USDC), the base coin for inverse ones.
+    Option prices (``mark_price``, ``bid_price`` …) are in the contract's price currency (USD for
+    Bybit, BTC for OKX); IVs are fractions; greeks are Black-Scholes in USD (delta unitless, gamma
+    per USD, vega per vol point, theta per day).
+    """
+
+    index_price: float
+    mark_price: float
+    last_price: float
+    last_qty: float
+    bid_price: float
+    bid_qty: float
+    ask_price: float
+    ask_qty: float
+    funding_rate: float
+    next_funding_ms: int
+    last_settled_rate: float
+    open_interest: float
+    volume_24h: float
+    turnover_24h: float
+    total_volume: float
+    open_24h: float
+    high_24h: float
+    low_24h: float
+    price_1h: float
+    updated_ms: int
+    tick_direction: str = "ZeroPlusTick"
+    premium: float = 0.0
+    oi_target: float = 0.0
+    spike_saved_rate: float | None = None
+    mark_iv: float = 0.0
+    bid_iv: float = 0.0
+    ask_iv: float = 0.0
+    delta: float = 0.0
+    gamma: float = 0.0
+    vega: float = 0.0
+    theta: float = 0.0
+    forward: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLiquidation:
+    """One liquidation order on a venue book.
+
+    ``side`` is the ORDER side (``SELL`` closes a long, as on Binance); Bybit publishes the
+    position side instead (``Buy`` = long liquidated) and OKX both (``side`` plus ``pos_side``:
+    ``long``/``short``, or ``net`` in one-way mode). ``qty`` is in venue units, ``price`` the
+    bankruptcy price (what both venues publish). ``value_usd`` = ``Contract.notional_usd(qty,
+    price)``, ``base_qty`` = ``Contract.base_qty(qty, price)``. ``bk_loss`` is in the settle currency.
+    """
+
+    seq: int
+    venue: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    trade_ms: int
+    value_usd: float
+    base_qty: float
+    pos_side: str = ""
+    bk_loss: float = 0.0
+    scripted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushedVenueLiquidation:
+    """A liquidation the venue publishes, and the market time it is pushed (its batch's end)."""
+
+    liquidation: VenueLiquidation
+    push_ms: int
+
+
+_BYBIT_CONTRACTS: tuple[tuple[str, str, str, str, bool, int, int, int, float, float, float], ...] = (
+    # symbol, base, quote(=settle unless inverse), category, inverse, price dec, qty dec,
+    # funding interval h, start OI (one side, venue units), liquidations per s, median USD
+    ("BTCUSDT", "BTC", "USDT", "linear", False, 2, 3, 8, 52_000.0, 0.22, 12_000.0),
+    ("ETHUSDT", "ETH", "USDT", "linear", False, 2, 2, 8, 1_250_000.0, 0.18, 9_000.0),
+    ("SOLUSDT", "SOL", "USDT", "linear", False, 3, 1, 4, 6_400_000.0, 0.09, 4_000.0),
+    ("BTCPERP", "BTC", "USDC", "linear", False, 1, 3, 8, 3_900.0, 0.03, 6_000.0),
+    ("BTCUSD", "BTC", "USD", "inverse", True, 1, 0, 8, 150_000_000.0, 0.05, 5_000.0),
+)
+
+_OKX_SWAPS: tuple[tuple[str, str, bool, float, int, int, float, float, float], ...] = (
+    # base, quote, inverse, ctVal, price dec, qty dec (lot), start OI (contracts), liq/s, median USD
+    ("BTC", "USDT", False, 0.01, 1, 2, 2_600_000.0, 0.20, 10_000.0),
+    ("ETH", "USDT", False, 0.1, 2, 2, 3_400_000.0, 0.16, 8_000.0),
+    ("SOL", "USDT", False, 1.0, 2, 2, 1_900_000.0, 0.08, 3_500.0),
+    ("BTC", "USD", True, 100.0, 1, 0, 2_300_000.0, 0.05, 5_000.0),
+)
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_START_PRICE = {m[0]: m[1] for m in _MAJORS}
+OPTION_STRIKES_PCT = (-10, 0, 10)
+"""Option strikes, in percent around the start price of BTC, rounded to 5000."""
+
+
+def _strikes(base: str) -> list[float]:
+    spot = _START_PRICE[base]
+    return [round(spot * (1 + pct / 100) / 5000) * 5000.0 for pct in OPTION_STRIKES_PCT]
+
+
+def _strike_str(strike: float) -> str:
+    return f"{strike:f}".rstrip("0").rstrip(".")
+
+
+def bybit_expiry_code(expiry_ms: int) -> str:
+    """Bybit's expiry in symbols: day without a leading zero, month, two-digit year (``6JAN23``)."""
+    t = time.gmtime(expiry_ms / 1000)
+    return f"{t.tm_mday}{_MONTHS[t.tm_mon - 1]}{t.tm_year % 100:02d}"
+
+
+def build_bybit_contracts(start_ms: int) -> list[Contract]:
+    """Bybit's universe: USDT perpetuals BTC/ETH/SOL, the USDC perpetual ``BTCPERP``, the inverse
+    ``BTCUSD``, and USDC-settled BTC options (``BTC-<D><MON><YY>-<strike>-C/P``) at the next
+    quarterly expiry (exchanges.md §2.4)."""
+    out: list[Contract] = []
+    launch = 1_585_526_400_000  # 2020-03-30, the instruments page's BTCUSDT launchTime
+    for sym, base, quote, cat, inverse, pd, qd, hours, oi, liq, median in _BYBIT_CONTRACTS:
+        out.append(
+            Contract(
+                venue="bybit", symbol=sym, category=cat, kind="perpetual", base=base, quote=quote,
+                settle=base if inverse else quote, inverse=inverse, contract_value=1.0, price_decimals=pd,
+                qty_decimals=qd, funding_interval_h=hours, expiry_ms=0, launch_ms=launch, start_oi=oi,
+                liq_rate_per_s=liq, liq_median_usd=median, funding_mean=0.0001 * hours / 8,
+                index=f"{base}{quote}", funding_cap=0.005 if hours == 8 else 0.02,
+            )
+        )  # fmt: skip
+        launch += 30 * DAY_MS
+    expiry = quarterly_expiry_ms(start_ms)
+    code = bybit_expiry_code(expiry)
+    out.extend(
+        Contract(
+            venue="bybit", symbol=f"BTC-{code}-{_strike_str(strike)}-{kind}", category="option",
+            kind="option", base="BTC", quote="USD", settle="USDC", inverse=False, contract_value=1.0,
+            price_decimals=1, qty_decimals=2, funding_interval_h=0, expiry_ms=expiry,
+            launch_ms=expiry - 120 * DAY_MS, start_oi=120.0 + strike / 1000.0, liq_rate_per_s=0.0,
+            liq_median_usd=0.0, funding_mean=0.0, index="BTCUSD", strike=strike, option_type=kind,
+            base_iv=0.55,
+        )
+        for strike in _strikes("BTC")
+        for kind in ("C", "P")
+    )  # fmt: skip
+    return out
+
+
+def build_okx_contracts(start_ms: int) -> list[Contract]:
+    """OKX's universe: ``BTC/ETH/SOL-USDT-SWAP`` (ctVal 0.01 / 0.1 / 1 coin), ``BTC-USD-SWAP``
+    (inverse, ctVal 100 USD), the quarterly ``BTC-USD-<YYMMDD>`` future and BTC-USD options
+    (ctVal 0.01 BTC, priced in BTC) at the same expiry (exchanges.md §3.4)."""
+    out: list[Contract] = []
+    launch = 1_611_100_800_000
+    for base, quote, inverse, ct_val, pd, qd, oi, liq, median in _OKX_SWAPS:
+        family = f"{base}-{quote}"
+        out.append(
+            Contract(
+                venue="okx", symbol=f"{family}-SWAP", category="SWAP", kind="perpetual", base=base,
+                quote=quote, settle=base if inverse else quote, inverse=inverse, contract_value=ct_val,
+                price_decimals=pd, qty_decimals=qd, funding_interval_h=8, expiry_ms=0, launch_ms=launch,
+                start_oi=oi, liq_rate_per_s=liq, liq_median_usd=median, funding_mean=0.0001, index=family,
+                family=family, funding_cap=0.0075 if base == "BTC" else 0.015,
+            )
+        )  # fmt: skip
+        launch += 45 * DAY_MS
+    expiry = quarterly_expiry_ms(start_ms)
+    code = time.strftime("%y%m%d", time.gmtime(expiry / 1000))
+    out.append(
+        Contract(
+            venue="okx", symbol=f"BTC-USD-{code}", category="FUTURES", kind="future", base="BTC", quote="USD",
+            settle="BTC", inverse=True, contract_value=100.0, price_decimals=1, qty_decimals=0,
+            funding_interval_h=0, expiry_ms=expiry, launch_ms=expiry - 180 * DAY_MS, start_oi=310_000.0,
+            liq_rate_per_s=0.01, liq_median_usd=6_000.0, funding_mean=0.0, index="BTC-USD", family="BTC-USD",
+            alias="quarter",
+        )
+    )  # fmt: skip
+    out.extend(
+        Contract(
+            venue="okx", symbol=f"BTC-USD-{code}-{_strike_str(strike)}-{kind}", category="OPTION",
+            kind="option", base="BTC", quote="USD", settle="BTC", inverse=False, contract_value=0.01,
+            price_decimals=4, qty_decimals=0, funding_interval_h=0, expiry_ms=expiry,
+            launch_ms=expiry - 120 * DAY_MS, start_oi=9_000.0 + strike / 20.0, liq_rate_per_s=0.0,
+            liq_median_usd=0.0, funding_mean=0.0, index="BTC-USD", family="BTC-USD", strike=strike,
+            option_type=kind, base_iv=0.53, price_in_base=True,
+        )
+        for strike in _strikes("BTC")
+        for kind in ("C", "P")
+    )  # fmt: skip
+    return out
+
+
+_INDEX_OFFSETS = {"USDT": 0.0, "USDC": -0.0001, "USD": -0.0003}
+"""Static basis of an index quoted in this currency against Binance's USDT index (fraction)."""
+
+
+class VenueBook:
+    """The book of record of one venue other than Binance (Bybit, OKX): contracts, live state,
+    liquidations, funding settlements and open-interest history.
+
+    Its indexes follow Binance's UM perpetual index walk of the same base coin (``BTCUSDT`` …) with
+    a small basis of their own, so numbers are close across venues but not identical; everything
+    else (premiums, funding, OI, order flow, liquidations) draws from the book's own random stream,
+    so adding a venue never changes Binance's numbers. The market steps it after Binance.
+
+    Records for tests: ``liquidations`` (every order, trade-time order), ``pushed`` (what the venue
+    publishes, see ``BookRules``), ``history`` (published before the sim start), ``funding_history``
+    and ``oi_history`` (since the start; earlier ones are synthesized on request).
+    """
+
+    def __init__(self, market: Market, contracts: list[Contract], rules: BookRules) -> None:
+        self.market = market
+        self.rules = rules
+        self.venue = rules.venue
+        self.contracts: dict[str, Contract] = {c.symbol: c for c in contracts}
+        self._rng = random.Random(f"{market.seed}:{self.venue}")
+        self._phases: dict[str, tuple[float, float, float, float]] = {}
+        self.indexes: dict[str, IndexState] = {}
+        self._states: dict[str, ContractState] = {}
+        for c in contracts:
+            if c.index not in self.indexes:
+                self.indexes[c.index] = self._initial_index(c)
+        for c in contracts:
+            self._states[c.symbol] = self._initial_state(c)
+        self.liquidations: list[VenueLiquidation] = []
+        """Every liquidation order since the sim start, in trade-time order."""
+        self.pushed: list[PushedVenueLiquidation] = []
+        """What the venue publishes, in push order (complete on Bybit, sampled on OKX)."""
+        self.history: list[PushedVenueLiquidation] = self._synthesize_history()
+        """Published liquidations from before the sim start (``rules.liquidation_history_s``)."""
+        self.funding_history: dict[str, list[FundingRecord]] = {s: [] for s in self.contracts}
+        self.oi_history: dict[str, list[OiPoint]] = {s: [] for s in self.contracts}
+        self._orders: list[_ScheduledOrder] = []
+        self._bursts: dict[str, _Burst] = {}
+        self._windows: dict[int, dict[str, list[VenueLiquidation]]] = {}
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def state(self, symbol: str) -> ContractState:
+        """Live state of ``symbol`` (``KeyError`` for an unknown one)."""
+        return self._states[symbol]
+
+    def symbols(self, category: str | None = None) -> list[str]:
+        return [s for s, c in self.contracts.items() if category is None or c.category == category]
+
+    def linear_perpetual(self, base: str, quote: str) -> str:
+        """This venue's linear perpetual of ``base``/``quote`` (for cascade legs)."""
+        for c in self.contracts.values():
+            if c.perpetual and not c.inverse and c.base == base and c.quote == quote:
+                return c.symbol
+        raise KeyError(f"{self.venue} lists no linear {base}/{quote} perpetual")
+
+    def total_liquidation_usd(
+        self,
+        symbol: str | None = None,
+        *,
+        pushed_only: bool = True,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> float:
+        """Sum of ``value_usd`` over published (default) or all liquidations since the start, by
+        trade time in ``[start_ms, end_ms)``."""
+        rows: Iterable[VenueLiquidation] = (p.liquidation for p in self.pushed) if pushed_only else self.liquidations
+        return sum(
+            liq.value_usd
+            for liq in rows
+            if (symbol is None or liq.symbol == symbol)
+            and (start_ms is None or liq.trade_ms >= start_ms)
+            and (end_ms is None or liq.trade_ms < end_ms)
+        )
+
+    def published(self, since_ms: int | None = None) -> list[PushedVenueLiquidation]:
+        """Published liquidations (history first), optionally only those traded at or after ``since_ms``."""
+        rows = [*self.history, *self.pushed]
+        return rows if since_ms is None else [p for p in rows if p.liquidation.trade_ms >= since_ms]
+
+    # -- scenario hooks ---------------------------------------------------------------------
+
+    def add_orders(self, orders: list[_ScheduledOrder]) -> None:
+        """Scripted liquidation orders (cascade legs) to execute at their trade times."""
+        self._orders.extend(orders)
+        self._orders.sort(key=lambda o: o.trade_ms)
+
+    def _effects(self) -> Iterable[_Active]:
+        return (a for a in self.market._effects if a.effect.venue == self.venue)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def step(self, prev: int, t: int, dt: float) -> None:
+        """Advance from ``prev`` to ``t`` (ms); called by the market after its own step."""
+        rng = self._rng
+        sq = math.sqrt(dt)
+        self._apply_spikes(t)
+        for idx in self.indexes.values():
+            ref = self.market.state(idx.ref_symbol)
+            idx.basis += -0.05 * idx.basis * dt + 0.000006 * sq * rng.gauss(0, 1)
+            idx.drift += self._cascade_drift(idx.key, prev, t)
+            idx.price = ref.index_price * (1 + idx.offset + idx.basis) * math.exp(idx.drift)
+            idx.high_24h = max(idx.high_24h, idx.price)
+            idx.low_24h = min(idx.low_24h, idx.price)
+            if t // DAY_MS != prev // DAY_MS:
+                idx.sod_utc0 = idx.price
+            if (t + 8 * HOUR_MS) // DAY_MS != (prev + 8 * HOUR_MS) // DAY_MS:
+                idx.sod_utc8 = idx.price
+            idx.updated_ms = t
+        for c in self.contracts.values():
+            self._walk(c, self._states[c.symbol], prev, t, dt)
+        self._generate_liquidations(prev, t, dt)
+        while self._orders and self._orders[0].trade_ms <= t:
+            order = self._orders.pop(0)
+            if order.trade_ms > prev:
+                self._emit(self.contracts[order.symbol], order.side, order.usd, order.trade_ms, scripted=True)
+        for c in self.contracts.values():
+            st = self._states[c.symbol]
+            if c.perpetual and st.next_funding_ms <= t:
+                rate = round(st.funding_rate, self.rules.rate_decimals)
+                self.funding_history[c.symbol].append(FundingRecord(c.symbol, st.next_funding_ms, rate, st.mark_price))
+                st.last_settled_rate = rate
+                st.next_funding_ms += c.funding_interval_h * HOUR_MS
+            boundary = t - t % OI_HISTORY_STEP_MS
+            if prev < boundary <= t and not c.option:
+                self.oi_history[c.symbol].append(OiPoint(boundary, st.open_interest, st.mark_price))
+            st.updated_ms = t
+        self._finalize(t)
+
+    # -- internals: state -------------------------------------------------------------------
+
+    def _initial_index(self, c: Contract) -> IndexState:
+        ref_symbol = f"{c.base}USDT"
+        ref = self.market.state(ref_symbol)
+        rng = random.Random(f"{self.market.seed}:{self.venue}:index:{c.index}")
+        offset = _INDEX_OFFSETS.get(c.quote, 0.0) + rng.uniform(-0.00005, 0.00005)
+        price = ref.index_price * (1 + offset)
+        open_24h = price / (1 + rng.gauss(0, 0.025))
+        return IndexState(
+            key=c.index, base=c.base, quote=c.quote, ref_symbol=ref_symbol, offset=offset, price=price,
+            open_24h=open_24h, high_24h=max(price, open_24h) * (1 + abs(rng.gauss(0, 0.008))),
+            low_24h=min(price, open_24h) * (1 - abs(rng.gauss(0, 0.008))),
+            sod_utc0=price * (1 + rng.gauss(0, 0.01)), sod_utc8=price * (1 + rng.gauss(0, 0.01)),
+            updated_ms=self.market.start_ms,
+        )  # fmt: skip
+
+    def _initial_state(self, c: Contract) -> ContractState:
+        rng = random.Random(f"{self.market.seed}:{self.venue}:init:{c.symbol}")
+        tau = 2 * math.pi
+        self._phases[c.symbol] = (rng.uniform(0, tau), rng.uniform(0, tau), rng.uniform(0, tau), rng.uniform(0, tau))
+        start = self.market.start_ms
+        index = self.indexes[c.index].price
+        premium = rng.gauss(0, 0.0002)
+        funding = c.funding_mean + rng.gauss(0, 0.00003) if c.perpetual else 0.0
+        next_funding = 0
+        if c.perpetual:
+            interval = c.funding_interval_h * HOUR_MS
+            next_funding = (start // interval + 1) * interval
+        st = ContractState(
+            index_price=index, mark_price=index, last_price=index, last_qty=c.step, bid_price=index,
+            bid_qty=c.step, ask_price=index, ask_qty=c.step, funding_rate=funding, next_funding_ms=next_funding,
+            last_settled_rate=round(c.funding_mean + rng.gauss(0, 0.00003), self.rules.rate_decimals)
+            if c.perpetual else 0.0,
+            open_interest=c.round_qty(c.start_oi), volume_24h=0.0, turnover_24h=0.0, total_volume=0.0,
+            open_24h=0.0, high_24h=0.0, low_24h=0.0, price_1h=0.0, updated_ms=start, premium=premium,
+            oi_target=c.start_oi,
+        )  # fmt: skip
+        self._price(c, st, start)
+        last = st.mark_price * (1 + rng.gauss(0, 0.0002))
+        st.last_price = max(c.tick, c.round_price(last))
+        st.bid_price, st.ask_price = self._book(c, st, start)
+        st.bid_qty = c.step * rng.randint(1, 500)
+        st.ask_qty = c.step * rng.randint(1, 500)
+        st.last_qty = c.step * rng.randint(1, 50)
+        change = rng.gauss(0, 0.03)
+        st.open_24h = c.round_price(st.last_price / (1 + change))
+        st.high_24h = c.round_price(max(st.last_price, st.open_24h) * (1 + abs(rng.gauss(0, 0.01))))
+        st.low_24h = c.round_price(min(st.last_price, st.open_24h) * (1 - abs(rng.gauss(0, 0.01))))
+        st.price_1h = c.round_price(st.last_price * (1 + rng.gauss(0, 0.004)))
+        if c.option:
+            st.volume_24h = c.round_qty(c.start_oi * rng.uniform(0.05, 0.3))
+            st.turnover_24h = c.notional_usd(st.volume_24h, index)
+            st.total_volume = c.round_qty(c.start_oi * rng.uniform(3, 8))
+        else:
+            st.volume_24h = c.start_oi * rng.uniform(1.2, 3.0)
+            st.turnover_24h = c.base_qty(st.volume_24h, st.last_price) * (1 if c.inverse else st.last_price)
+        return st
+
+    def _book(self, c: Contract, st: ContractState, t: int) -> tuple[float, float]:
+        if c.option:
+            lo, hi = _bs_price(c, st.forward, st.bid_iv, t), _bs_price(c, st.forward, st.ask_iv, t)
+            scale = 1 / st.index_price if c.price_in_base else 1.0
+            bid = c.round_price(lo * scale)
+            ask = max(c.round_price(hi * scale), bid + c.tick)
+            return (bid if bid >= 2 * c.tick and st.bid_iv > 0 else 0.0), c.round_price(ask)
+        half = max(c.tick, st.last_price * 0.00001)
+        bid = c.round_price(st.last_price - half)
+        ask = c.round_price(st.last_price + half)
+        if ask <= bid:
+            ask = c.round_price(bid + c.tick)
+        return bid, ask
+
+    def _price(self, c: Contract, st: ContractState, t: int) -> None:
+        """Index, mark and (options) IVs and greeks at market time ``t``."""
+        st.index_price = self.indexes[c.index].price
+        if c.option:
+            st.forward = st.index_price
+            m = math.log(c.strike / st.forward)
+            st.mark_iv = max(0.05, c.base_iv * (1 + 0.6 * m * m) - 0.08 * m + st.premium)
+            spread = 0.012 + 0.02 * abs(m)
+            st.ask_iv = st.mark_iv + spread
+            # the deep out-of-the-money put has no bid: the venue sends 0 for its price and IV
+            st.bid_iv = 0.0 if (c.option_type == "P" and m < -0.05) else max(0.01, st.mark_iv - spread)
+            price, delta, gamma, vega, theta = _black_scholes(st.forward, c.strike, _years(c, t), st.mark_iv,
+                                                              call=c.option_type == "C")  # fmt: skip
+            st.mark_price = price / st.index_price if c.price_in_base else price
+            st.delta, st.gamma, st.vega, st.theta = delta, gamma, vega, theta
+            return
+        carry = 0.07 * _years(c, t) if c.kind == "future" else 0.0
+        st.mark_price = st.index_price * (1 + st.premium + carry)
+
+    def _walk(self, c: Contract, st: ContractState, prev: int, t: int, dt: float) -> None:
+        rng = self._rng
+        sq = math.sqrt(dt)
+        if c.option:
+            st.premium += -0.02 * st.premium * dt + 0.0004 * sq * rng.gauss(0, 1)
+        else:
+            st.premium += -0.05 * st.premium * dt + 0.00002 * sq * rng.gauss(0, 1)
+        self._price(c, st, t)
+        traded = not c.option or rng.random() < dt / 20.0
+        if traded:
+            noise = 0.002 if c.option else 0.00003
+            last = max(c.tick, c.round_price(st.mark_price * (1 + rng.gauss(0, noise))))
+            if last > st.last_price:
+                st.tick_direction = "PlusTick"
+            elif last < st.last_price:
+                st.tick_direction = "MinusTick"
+            else:
+                st.tick_direction = "ZeroPlusTick" if st.tick_direction.startswith("Plus") else "ZeroMinusTick"
+            st.last_price = last
+            st.last_qty = c.step * rng.randint(1, 200)
+        st.bid_price, st.ask_price = self._book(c, st, t)
+        st.bid_qty = c.step * rng.randint(1, 800)
+        st.ask_qty = c.step * rng.randint(1, 800)
+        st.high_24h = max(st.high_24h, st.last_price)
+        st.low_24h = min(st.low_24h, st.last_price)
+        st.price_1h += (st.last_price - st.price_1h) * min(1.0, dt / 3600.0)
+        decay = dt * 1000 / DAY_MS
+        per_step = st.volume_24h * decay * rng.uniform(0.5, 1.5) if traded else 0.0
+        st.volume_24h = st.volume_24h * (1 - decay) + per_step
+        if c.option:
+            st.total_volume += per_step
+            st.turnover_24h = st.turnover_24h * (1 - decay) + c.notional_usd(per_step, st.index_price)
+        else:
+            value = c.base_qty(per_step, st.last_price) * (1 if c.inverse else st.last_price)
+            st.turnover_24h = st.turnover_24h * (1 - decay) + value
+        if c.perpetual and st.spike_saved_rate is None:
+            st.funding_rate += (c.funding_mean - st.funding_rate) * 0.01 * dt
+            st.funding_rate += 0.000002 * sq * rng.gauss(0, 1)
+            cap = c.funding_cap or 0.0075
+            st.funding_rate = min(cap, max(-cap, st.funding_rate))
+        st.oi_target = self._oi_target(c, t)
+        noise = 0.0002 * sq * rng.gauss(0, 1)
+        oi = st.open_interest * math.exp(noise) + (st.oi_target - st.open_interest) * min(1.0, dt)
+        st.open_interest = max(c.step, c.round_qty(oi))
+
+    def _oi_target(self, c: Contract, t: int) -> float:
+        mult = 1.0
+        for a in self._effects():
+            e = a.effect
+            if isinstance(e, OiSurge) and e.symbol == c.symbol and t >= a.start_ms:
+                mult *= 1 + e.rise_pct / 100 * min(1.0, (t - a.start_ms) / max(1, a.end_ms - a.start_ms))
+        return c.start_oi * mult
+
+    def _cascade_drift(self, index: str, prev: int, t: int) -> float:
+        drift = 0.0
+        for a in self._effects():
+            e = a.effect
+            if isinstance(e, Cascade) and self.contracts[e.symbol].index == index:
+                overlap = min(t, a.end_ms) - max(prev, a.start_ms)
+                if overlap > 0:
+                    drift += math.log(1 + e.price_move_pct / 100) * overlap / (a.end_ms - a.start_ms)
+        return drift
+
+    def _apply_spikes(self, t: int) -> None:
+        for a in self._effects():
+            e = a.effect
+            if not isinstance(e, FundingSpike):
+                continue
+            st = self._states[e.symbol]
+            if not a.started and t >= a.start_ms:
+                a.started = True
+                st.spike_saved_rate = st.funding_rate
+                st.funding_rate = e.rate
+            if a.started and not a.ended and t >= a.end_ms:
+                a.ended = True
+                if st.spike_saved_rate is not None:
+                    st.funding_rate = st.spike_saved_rate
+                st.spike_saved_rate = None
+
+    # -- internals: liquidations --------------------------------------------------------------
+
+    def _generate_liquidations(self, prev: int, t: int, dt: float) -> None:
+        rng = self._rng
+        for c in self.contracts.values():
+            if c.option or c.liq_rate_per_s <= 0:
+                continue
+            burst = self._bursts.get(c.symbol)
+            if burst is not None and burst.until_ms <= prev:
+                del self._bursts[c.symbol]
+                burst = None
+            if burst is None and rng.random() < dt / 300.0:
+                side: Side = "SELL" if rng.random() < 0.5 else "BUY"
+                burst = _Burst(until_ms=t + rng.randint(5_000, 15_000), multiplier=rng.uniform(5.0, 12.0), side=side)
+                self._bursts[c.symbol] = burst
+            rate = c.liq_rate_per_s * (burst.multiplier if burst else 1.0)
+            for _ in range(_poisson(rng, rate * dt)):
+                if burst is not None:
+                    side = burst.side if rng.random() < 0.85 else _other(burst.side)
+                else:
+                    side = "SELL" if rng.random() < 0.5 else "BUY"
+                usd = c.liq_median_usd * math.exp(rng.gauss(0.0, 1.2))
+                self._emit(c, side, usd, rng.randrange(prev + 1, t + 1), scripted=False)
+
+    def _make_liquidation(
+        self, rng: random.Random, c: Contract, side: Side, usd: float, ts: int, mark: float, seq: int, scripted: bool
+    ) -> VenueLiquidation:
+        # the bankruptcy price lies beyond the mark: below it for a long closed by a SELL
+        away = rng.uniform(0.002, 0.012)
+        price = max(c.tick, c.round_price(mark * (1 - away if side == "SELL" else 1 + away)))
+        if c.inverse:
+            qty = float(max(1, round(usd / c.contract_value)))
+        else:
+            qty = max(c.step, c.round_qty(usd / price / c.contract_value))
+        pos_side = ""
+        if self.rules.net_mode_share > 0:
+            hedge = "long" if side == "SELL" else "short"
+            pos_side = "net" if rng.random() < self.rules.net_mode_share else hedge
+        value = c.notional_usd(qty, price)
+        loss = 0.0
+        if rng.random() < 0.15:
+            loss = value * rng.uniform(0.0002, 0.002) / (price if c.inverse else 1.0)
+        return VenueLiquidation(
+            seq=seq, venue=self.venue, symbol=c.symbol, side=side, qty=qty, price=price, trade_ms=ts,
+            value_usd=value, base_qty=c.base_qty(qty, price), pos_side=pos_side, bk_loss=loss, scripted=scripted,
+        )  # fmt: skip
+
+    def _emit(self, c: Contract, side: Side, usd: float, ts: int, *, scripted: bool) -> None:
+        st = self._states[c.symbol]
+        liq = self._make_liquidation(self._rng, c, side, usd, ts, st.mark_price, len(self.liquidations), scripted)
+        self.liquidations.append(liq)
+        st.open_interest = max(c.step, c.round_qty(st.open_interest - liq.qty))
+        width = self.rules.sample_ms or self.rules.batch_ms
+        slot = self._windows.setdefault(ts - ts % width, {}).setdefault(c.symbol, [])
+        if self.rules.sample_ms is None:
+            slot.append(liq)
+        elif not slot or (liq.trade_ms, liq.seq) >= (slot[0].trade_ms, slot[0].seq):
+            slot[:] = [liq]
+
+    def _finalize(self, t: int) -> None:
+        width = self.rules.sample_ms or self.rules.batch_ms
+        for window in sorted(w for w in self._windows if w + width <= t):
+            rows = [liq for per_symbol in self._windows.pop(window).values() for liq in per_symbol]
+            for liq in sorted(rows, key=lambda x: (x.trade_ms, x.seq)):
+                self.pushed.append(PushedVenueLiquidation(liq, t))
+
+    def _synthesize_history(self) -> list[PushedVenueLiquidation]:
+        """Published liquidations in the ``liquidation_history_s`` before the start (deterministic)."""
+        span = self.rules.liquidation_history_s
+        if span <= 0:
+            return []
+        rng = random.Random(f"{self.market.seed}:{self.venue}:history")
+        start = self.market.start_ms
+        width = self.rules.sample_ms or self.rules.batch_ms
+        out: list[PushedVenueLiquidation] = []
+        for c in self.contracts.values():
+            if c.option or c.liq_rate_per_s <= 0:
+                continue
+            mark = self._states[c.symbol].mark_price
+            seen: set[int] = set()
+            for _ in range(_poisson(rng, c.liq_rate_per_s * span)):
+                ts = rng.randrange(start - span * 1000, start)
+                window = ts - ts % width
+                side: Side = "SELL" if rng.random() < 0.5 else "BUY"
+                usd = c.liq_median_usd * math.exp(rng.gauss(0.0, 1.2))
+                liq = self._make_liquidation(rng, c, side, usd, ts, mark, -1, scripted=False)
+                if self.rules.sample_ms is not None and window in seen:
+                    continue  # the published record keeps one per contract per window
+                seen.add(window)
+                out.append(PushedVenueLiquidation(liq, min(start, window + width)))
+        out.sort(key=lambda p: (p.liquidation.trade_ms, p.liquidation.symbol))
+        return out
+
+    # -- history (REST) -----------------------------------------------------------------------
+
+    def funding_records(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingRecord]:
+        """Settlements of ``symbol`` with ``start_ms <= funding_ms <= end_ms``, ascending; those
+        before the sim start (back to ``rules.history_days``) are synthesized. Not perpetual: none."""
+        c = self.contracts[symbol]
+        if not c.perpetual:
+            return []
+        interval = c.funding_interval_h * HOUR_MS
+        now = self.market.now_ms
+        lo = max(start_ms, now - self.rules.history_days * DAY_MS)
+        out: list[FundingRecord] = []
+        ts = -(-lo // interval) * interval
+        while ts < self.market.start_ms and ts <= end_ms:
+            rate = round(c.funding_mean + 0.00006 * self.market._noise(self.venue, symbol, "fr", ts),
+                         self.rules.rate_decimals)  # fmt: skip
+            out.append(FundingRecord(symbol, ts, rate, self.synthetic_mark(symbol, ts)))
+            ts += interval
+        out.extend(r for r in self.funding_history[symbol] if lo <= r.funding_ms <= end_ms)
+        return out
+
+    def oi_point(self, symbol: str, ts: int) -> OiPoint | None:
+        """Open interest (one side, venue units) at the 5-minute boundary ``ts``; ``None`` if not
+        known yet."""
+        if ts < self.market.start_ms:
+            c = self.contracts[symbol]
+            factor = self._oi_factor(symbol, ts) / self._oi_factor(symbol, self.market.start_ms)
+            return OiPoint(ts, c.round_qty(c.start_oi * factor), self.synthetic_mark(symbol, ts))
+        for p in reversed(self.oi_history[symbol]):
+            if p.ts == ts:
+                return p
+            if p.ts < ts:
+                break
+        return None
+
+    def synthetic_mark(self, symbol: str, ts: int) -> float:
+        """A deterministic mark price for a time before the sim start (history endpoints)."""
+        c = self.contracts[symbol]
+        p1, p2, _, _ = self._phases[symbol]
+
+        def f(x: int) -> float:
+            return (
+                1
+                + 0.05 * math.sin(2 * math.pi * x / (5 * DAY_MS) + p1)
+                + 0.01 * math.sin(2 * math.pi * x / (0.7 * DAY_MS) + p2)
+            )
+
+        start_mark = _START_PRICE.get(c.base, self._states[symbol].mark_price)
+        return start_mark * f(ts) / f(self.market.start_ms)
+
+    def _oi_factor(self, symbol: str, ts: int) -> float:
+        _, _, p3, p4 = self._phases[symbol]
+        return (
+            1
+            + 0.06 * math.sin(2 * math.pi * ts / (7 * DAY_MS) + p3)
+            + 0.025 * math.sin(2 * math.pi * ts / DAY_MS + p4)
+            + 0.004 * self.market._noise(self.venue, symbol, "oi", ts)
+        )
+
+
+def _years(c: Contract, t: int) -> float:
+    return max(c.expiry_ms - t, HOUR_MS) / YEAR_MS if c.expiry_ms else 0.0
+
+
+def _norm_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def _black_scholes(
+    fwd: float, strike: float, years: float, vol: float, *, call: bool
+) -> tuple[float, float, float, float, float]:
+    """Black-76 (zero rates) price in USD and greeks: delta, gamma (per USD), vega (per vol point),
+    theta (per day)."""
+    sd = vol * math.sqrt(years)
+    d1 = (math.log(fwd / strike) + 0.5 * sd * sd) / sd
+    d2 = d1 - sd
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+    if call:
+        price, delta = fwd * _norm_cdf(d1) - strike * _norm_cdf(d2), _norm_cdf(d1)
+    else:
+        price, delta = strike * _norm_cdf(-d2) - fwd * _norm_cdf(-d1), _norm_cdf(d1) - 1
+    gamma = pdf / (fwd * sd)
+    vega = fwd * pdf * math.sqrt(years) / 100
+    theta = -fwd * pdf * vol / (2 * math.sqrt(years)) / 365
+    return max(price, 0.0), delta, gamma, vega, theta
+
+
+def _bs_price(c: Contract, fwd: float, vol: float, t: int) -> float:
+    if vol <= 0:
+        return 0.0
+    return _black_scholes(fwd, c.strike, _years(c, t), vol, call=c.option_type == "C")[0]
+
+
 def _other(side: Side) -> Side:
     return "BUY" if side == "SELL" else "SELL"
 
@@ -942,3 +1829,22 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+def _plan_orders(
+    rng: random.Random, c: Cascade, symbol: str, start: int, end: int, median_usd: float
+) -> list[_ScheduledOrder]:
+    """A cascade leg's orders: at least one in every 1000 ms window, ``orders_per_s`` on average."""
+    orders: list[_ScheduledOrder] = []
+    window = start - start % PUSH_WINDOW_MS
+    while window < end:
+        lo, hi = max(window, start), min(window + PUSH_WINDOW_MS, end)
+        if hi > lo:
+            n = 1 + _poisson(rng, max(0.0, c.orders_per_s - 1.0) * (hi - lo) / 1000.0)
+            for _ in range(n):
+                ts = rng.randrange(lo, hi)
+                usd = median_usd * math.exp(rng.gauss(0.0, c.sigma))
+                orders.append(_ScheduledOrder(ts, symbol, c.side, usd))
+        window += PUSH_WINDOW_MS
+    orders.sort(key=lambda o: o.trade_ms)
+    return orders

@@ -8,8 +8,12 @@ task, so a slow client never delays another.
 Time: the market runs on sim time, ms since epoch, from an injectable ``clock``. By default that
 is the wall clock running ``speed`` times faster from ``start_ms`` (default: now); tests use a
 high ``speed`` so that 3-second mark-price cadences and 10-second scenarios take milliseconds.
-Socket-level times (ping interval, pong timeout, connection lifetime: ``BinanceConfig``) are
-wall-clock seconds.
+Socket-level times (ping interval, pong timeout, connection lifetime: ``BinanceConfig``; idle
+cuts: ``BybitConfig``, ``OkxConfig``) are wall-clock seconds.
+
+Venues: Binance USDⓈ-M and COIN-M (``venues/binance.py``), Bybit v5 (``venues/bybit.py``) and
+OKX v5 (``venues/okx.py``), each under its own prefix (``/binance/um``, ``/binance/cm``,
+``/bybit``, ``/okx``) with the exchange's own paths below it.
 
 ``main(argv)`` is ``streamer sim``: it prints ``name url`` lines and serves until Ctrl-C or
 SIGTERM, then exits 0.
@@ -26,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self, TextIO
+from typing import Any, Self, TextIO
 
 from aiohttp import web
 
@@ -34,8 +38,10 @@ from streamer.sim.faults import FaultPlan
 from streamer.sim.market import SCENARIOS, Clock, Market, Scenario
 from streamer.sim.venues import Venue
 from streamer.sim.venues.binance import BinanceConfig, BinanceVenue
+from streamer.sim.venues.bybit import BybitConfig, BybitVenue
+from streamer.sim.venues.okx import OkxConfig, OkxVenue
 
-__all__ = ["ScaledClock", "SimServer", "main", "serve"]
+__all__ = ["ScaledClock", "SimServer", "ccxt_api_urls", "main", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +78,14 @@ class SimServer:
         clock: replaces the default clock entirely (ms since epoch).
         step_ms: market grid step; also how often the driver wakes (in sim time).
         binance: documented Binance limits and timers (``BinanceConfig``).
+        bybit: documented Bybit limits and timers (``BybitConfig``).
+        okx: documented OKX limits, timers and cadences (``OkxConfig``).
 
-    Attributes ``market`` and ``faults`` are live; ``urls`` is filled by ``start``.
+    Attributes ``market`` and ``faults`` are live; ``urls`` is filled by ``start``. Its keys:
+    ``binance_um_rest``, ``binance_um_ws``, ``binance_um_ws_public``, ``binance_um_ws_legacy``,
+    ``binance_cm_rest``, ``binance_cm_ws``; ``bybit_rest``, ``bybit_ws`` (the base of the three
+    public endpoints), ``bybit_ws_linear``, ``bybit_ws_inverse``, ``bybit_ws_option``;
+    ``okx_rest``, ``okx_ws`` (the ``/ws/v5`` base), ``okx_ws_public``.
     """
 
     def __init__(
@@ -88,6 +100,8 @@ class SimServer:
         clock: Clock | None = None,
         step_ms: int = 100,
         binance: BinanceConfig | None = None,
+        bybit: BybitConfig | None = None,
+        okx: OkxConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -96,7 +110,9 @@ class SimServer:
         self.market = Market(seed, self._clock(), scenario, step_ms=step_ms)
         self.faults = FaultPlan()
         self.binance = BinanceVenue(self.market, self.faults, binance)
-        self.venues: list[Venue] = [self.binance]
+        self.bybit = BybitVenue(self.market, self.faults, bybit)
+        self.okx = OkxVenue(self.market, self.faults, okx)
+        self.venues: list[Venue] = [self.binance, self.bybit, self.okx]
         self.urls: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self._driver: asyncio.Task[None] | None = None
@@ -178,6 +194,22 @@ class SimServer:
         return web.json_response(self.urls)
 
 
+def ccxt_api_urls(urls: dict[str, str], exchange: str) -> dict[str, Any]:
+    """Entries for a ccxt (or ccxt.pro) exchange's ``urls['api']`` that point it at the simulator.
+
+    ``urls`` is ``SimServer.urls``; ``exchange`` is ``"bybit"`` or ``"okx"``. Use
+    ``ex.urls["api"].update(ccxt_api_urls(sim.urls, "okx"))``. Only the host and prefix change: the
+    paths below them are the exchange's own. Bybit's ``ws`` entry keeps public streams only.
+    """
+    if exchange == "bybit":
+        rest = urls["bybit_rest"]
+        public = {kind: f"{urls['bybit_ws']}/v5/public/{kind}" for kind in ("spot", "linear", "inverse", "option")}
+        return {**{key: rest for key in ("spot", "futures", "v2", "public", "private")}, "ws": {"public": public}}
+    if exchange == "okx":
+        return {"rest": urls["okx_rest"], "ws": urls["okx_ws"]}
+    raise ValueError(f"no ccxt URL map for {exchange!r}; choose bybit or okx")
+
+
 def _report_driver_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("simulator driver died; no more market data", exc_info=task.exception())
@@ -192,6 +224,8 @@ async def serve(
     speed: float = 1.0,
     duration_s: float | None = None,
     binance: BinanceConfig | None = None,
+    bybit: BybitConfig | None = None,
+    okx: OkxConfig | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run a simulator until SIGINT/SIGTERM (or ``duration_s``), printing ``name url`` lines first."""
@@ -205,7 +239,7 @@ async def serve(
             continue
         signals.append(sig)
     try:
-        async with SimServer(seed, scenario, host, port, speed=speed, binance=binance) as sim:
+        async with SimServer(seed, scenario, host, port, speed=speed, binance=binance, bybit=bybit, okx=okx) as sim:
             for name, url in sim.urls.items():
                 out.write(f"{name} {url}\n")
             out.flush()
@@ -221,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     """``streamer sim``: start the simulator, print its URLs, serve until Ctrl-C/SIGTERM; exit 0."""
     parser = argparse.ArgumentParser(
         prog="streamer sim",
-        description="Loopback exchange simulator (Binance USDⓈ-M and COIN-M WebSocket + REST).",
+        description="Loopback exchange simulator: Binance USDⓈ-M and COIN-M, Bybit v5 and OKX v5 (WebSocket + REST).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="listen port; 0 picks a free one (default)")
