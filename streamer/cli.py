@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="a raw instrument REST response body of the venue (repeatable; Binance: exchangeInfo, fundingInfo)",
+        help="a raw instrument REST response body of the venue (repeatable). Binance: exchangeInfo (USDⓈ-M "
+        "or COIN-M) and fundingInfo; Bybit: /v5/market/instruments-info pages; OKX: /api/v5/public/instruments",
     )
     norm.add_argument(
         "--recv-ts",

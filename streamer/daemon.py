@@ -278,6 +278,7 @@ class Daemon:
         hb = adapter.heartbeat()
         keys = plan.keys
         all_keys = {ch: key for (ch, sym), key in keys.items() if sym is None}
+        key_set = set(keys.values())
         publish = self.publish
         cadences = {**DEFAULT_CADENCE_S, **getattr(adapter, "CADENCE_S", {})}
 
@@ -290,13 +291,21 @@ class Daemon:
                     log.warning("%s: unreadable frame skipped (%s): %s; frame starts %r", plan.name, exc.reason,
                                 exc.detail, frame[:200])
                 return
-            channel = adapter.last_channel
-            if channel is not None:
-                key = all_keys.get(channel)
-                if key is None and events:
-                    key = keys.get((channel, getattr(events[0], "raw_symbol", None)))
-                if key is not None:
-                    session.touch(key, recv_ms)
+            # Which stream the frame came on: the adapter's own stream key where it keeps one (OKX),
+            # else its channel, venue-wide or for the frame's symbol.
+            key = getattr(adapter, "last_stream_key", None)
+            if key not in key_set:
+                key = None
+                channel = adapter.last_channel
+                if channel is not None:
+                    key = all_keys.get(channel)
+                    if key is None:
+                        symbol = getattr(adapter, "last_symbol", None)
+                        if symbol is None and events:
+                            symbol = getattr(events[0], "raw_symbol", None)
+                        key = keys.get((channel, symbol))
+            if key is not None:
+                session.touch(key, recv_ms)
             for event in events:
                 publish(event)
 

@@ -15,11 +15,13 @@ import time
 
 from streamer.config import (
     BinanceSettings,
+    BybitSettings,
     CascadeSettings,
     ExchangesSettings,
     ExtremeFundingSettings,
     HttpSettings,
     LargeLiquidationSettings,
+    OkxSettings,
     RulesSettings,
     Settings,
 )
@@ -27,6 +29,8 @@ from streamer.daemon import Daemon, install_signal_handlers
 from streamer.sim import SimServer
 
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD_PERP", "ETHUSD_PERP"]
+DEMO_BYBIT = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD"]
+DEMO_OKX = ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP", "BTC-USD-SWAP"]
 
 
 def parse_hostport(spec: str) -> tuple[str, int]:
@@ -50,6 +54,25 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
         open_interest_poll_s=5.0,
         instruments_refresh_s=600.0,
     )
+    bybit = BybitSettings(
+        enabled="bybit_rest" in urls,
+        symbols=list(DEMO_BYBIT),
+        channels=["liquidations", "funding", "ticker"],
+        linear_ws_url=urls.get("bybit_ws_linear", "ws://127.0.0.1:1/"),
+        inverse_ws_url=urls.get("bybit_ws_inverse", "ws://127.0.0.1:1/"),
+        option_ws_url=urls.get("bybit_ws_option", "ws://127.0.0.1:1/"),
+        rest_url=urls.get("bybit_rest", "http://127.0.0.1:1/"),
+        instruments_refresh_s=600.0,
+    )
+    okx = OkxSettings(
+        enabled="okx_rest" in urls,
+        symbols=list(DEMO_OKX),
+        all_market=True,
+        channels=["liquidations", "funding", "mark", "open_interest"],
+        public_ws_url=urls.get("okx_ws_public", "ws://127.0.0.1:1/"),
+        rest_url=urls.get("okx_rest", "http://127.0.0.1:1/"),
+        instruments_refresh_s=600.0,
+    )
     rules = RulesSettings(
         liquidation_cascade=CascadeSettings(window_s=10.0, min_usd=2_000_000.0, baseline_multiple=5.0,
                                             baseline_window_s=600.0, resolve_ratio=0.5, cooldown_s=120.0),
@@ -58,7 +81,7 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
     )
     return Settings(
         http=HttpSettings(host=host, port=port),
-        exchanges=ExchangesSettings(binance=binance),
+        exchanges=ExchangesSettings(binance=binance, bybit=bybit, okx=okx),
         rules=rules,
         state_dir=state_dir,
     )

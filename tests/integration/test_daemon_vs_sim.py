@@ -66,6 +66,9 @@ async def test_daemon_fires_and_resolves_demo_alerts_and_serves_metrics(tmp_path
         assert all(by_id[i] == ["firing", "resolved"] for i in ids)
     cascade = next(a for a in alerts if a["rule"] == "liquidation_cascade")
     assert (cascade["symbol"], cascade["details"]["side"]) == ("ETH-USDT-PERP", "long")
+    # one episode for the symbol although three venues report it
+    resolved = next(a for a in alerts if a["rule"] == "liquidation_cascade" and a["status"] == "resolved")
+    assert set(resolved["details"]["episode_venues"]) == {"binance", "bybit", "okx"}
     spike = next(a for a in alerts if a["rule"] == "extreme_funding")
     assert (spike["symbol"], spike["exchange"]) == ("SOL-USDT-PERP", "binance")
     assert spike["value"] == pytest.approx(0.0025)  # 0.25 % per 8 h interval
@@ -75,6 +78,9 @@ async def test_daemon_fires_and_resolves_demo_alerts_and_serves_metrics(tmp_path
                  'streamer_stream_last_frame_age_seconds{exchange="binance",session="binance-um-0",'
                  'stream="!markPrice@arr@1s"}',
                  'streamer_alerts_total{rule="liquidation_cascade",status="firing"} 1.0',
+                 'streamer_ws_connected{exchange="bybit",session="bybit-linear-0"} 1.0',
+                 'streamer_ws_connected{exchange="bybit",session="bybit-inverse-0"} 1.0',
+                 'streamer_ws_connected{exchange="okx",session="okx-public-0"} 1.0',
                  'streamer_ready 1.0'):
         assert name in metrics
     assert funding
