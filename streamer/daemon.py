@@ -243,6 +243,7 @@ class Daemon:
         self.store = InstrumentStore(Path(settings.state_dir).expanduser())
         self.rest_errors = 0
         self.cover_polls: dict[str, int] = {}
+        self.backfills: dict[str, int] = {}
         self.registry = make_registry(self.snapshot)
         self.api = HttpApi(
             self.registry,
@@ -394,15 +395,25 @@ class Daemon:
         self.state.seed_open_interest(events)
 
     async def _rest_cover(self, venue: VenueWiring) -> None:
-        """REST keeps funding and mark fresh at start-up and while a market's socket is down or stalled."""
+        """REST keeps funding and mark fresh at start-up and while a market's socket is down or stalled;
+        where the venue has a liquidation history (OKX), it backfills at start-up and after every reconnect."""
         cover = getattr(venue.adapter, "rest_cover", None)
-        if cover is None:
+        backfill = getattr(venue.adapter, "rest_backfill", None)
+        if cover is None and backfill is None:
             return
         plans = [(plan, session) for plan, session in self.sessions if plan.exchange == venue.name]
         markets = sorted({plan.market for plan, _ in plans})
         first = True
+        connects = -1
         while True:
-            for market in markets:
+            total = sum(s.stats().connects for _, s in plans)
+            if backfill is not None and total != connects:
+                connects = total
+                for call in backfill(venue.symbols):
+                    await self.fetch_and_publish(venue.name, call)
+                self.backfills[venue.name] = self.backfills.get(venue.name, 0) + 1
+            for market in markets if cover is not None else ():
+                assert cover is not None
                 sessions = [s for p, s in plans if p.market == market]
                 down = any(s.state != "open" or any(st.stale for st in s.stats().streams.values())
                            for s in sessions)

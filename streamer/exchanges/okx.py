@@ -1126,6 +1126,25 @@ class OkxAdapter:
             params["instFamily"] = inst_family
         return RestCall("tickers", "/api/v5/market/tickers", params, ttl_s=ttl_s, market="public")
 
+    def rest_backfill(self, symbols: Sequence[str]) -> list[RestCall]:
+        """Recent liquidations over REST, per family of the configured swaps and futures.
+
+        Run at start-up and after each reconnect; the daemon drops what the socket already
+        delivered by the liquidation's natural key, so nothing is counted twice.
+        """
+        calls: list[RestCall] = []
+        seen: set[tuple[str, str]] = set()
+        for raw in symbols:
+            parts = raw.split("-")
+            if len(parts) < 3 or parts[-1] in ("C", "P"):
+                continue
+            inst_type = "SWAP" if parts[-1] == "SWAP" else "FUTURES"
+            key = (inst_type, f"{parts[0]}-{parts[1]}")
+            if key not in seen:
+                seen.add(key)
+                calls.append(self.rest_liquidations(*key))
+        return calls
+
     def rest_liquidations(self, inst_type: str, inst_family: str, limit: int = 100) -> RestCall:
         """``GET /api/v5/public/liquidation-orders`` filled orders of one family (recent; 40 / 2 s).
 

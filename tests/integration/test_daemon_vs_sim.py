@@ -127,3 +127,30 @@ async def test_rest_covers_funding_while_the_socket_is_stalled(tmp_path, monkeyp
         finally:
             stop.set()
             assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_okx_liquidations_from_socket_replay_and_rest_backfill_are_counted_once(tmp_path, monkeypatch):
+    import streamer.daemon as daemon_mod
+    from streamer.model import Liquidation
+
+    monkeypatch.setattr(daemon_mod, "COVER_CHECK_S", 0.2)
+    async with SimServer(seed=11, scenario="cascade", speed=4.0) as sim:
+        daemon = Daemon(demo_settings(sim.urls, "127.0.0.1", 0, str(tmp_path)), out=io.BytesIO())
+        okx: list[Liquidation] = []
+        daemon.bus.add_handler(lambda ev: okx.append(ev) if isinstance(ev, Liquidation) and ev.exchange == "okx"
+                               else None)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await eventually(lambda: daemon.backfills.get("okx", 0) >= 2 and len(okx) >= 5, within_s=15)
+            okx_session = next(s for p, s in daemon.sessions if p.exchange == "okx")
+            await sim.faults.drop_connections("okx.public")  # reconnect: OKX replays, the daemon backfills
+            await eventually(lambda: okx_session.stats().connects >= 2 and daemon.backfills["okx"] >= 3,
+                             within_s=15)
+            await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 10) == 0
+    keys = [(e.raw_symbol, e.ts, e.side, e.price, e.qty) for e in okx]
+    assert len(keys) == len(set(keys))  # every liquidation on the bus once
+    assert daemon.dedupe.duplicates > 0  # the replayed push and the REST backfill did repeat some
