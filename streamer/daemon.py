@@ -184,6 +184,11 @@ def plan_sessions(venue: VenueWiring) -> list[SessionPlan]:
     return plans
 
 
+def _wants_all(venue: VenueWiring) -> bool:
+    """``symbols: [all]``: every perpetual the venue lists (known once instruments are loaded)."""
+    return any(s.lower() == "all" for s in venue.symbols)
+
+
 class LiquidationDeduper:
     """Drops a liquidation already seen under its natural key (REST backfill/cover vs the socket).
 
@@ -259,7 +264,19 @@ class Daemon:
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
+        if not any(_wants_all(v) for v in self.venues.values()):
+            self.plan()
+
+    def plan(self) -> None:
+        """Build the WebSocket sessions (after instruments are loaded when a venue asks for ``all``)."""
+        if self.sessions:
+            return
         for venue in self.venues.values():
+            if _wants_all(venue):
+                explicit = [s for s in venue.symbols if s.lower() != "all"]
+                perps = [i.raw_symbol for i in venue.adapter.instruments() if i.kind == "perpetual"]
+                venue.symbols = list(dict.fromkeys([*explicit, *perps]))
+                log.info("%s: tracking all %d perpetuals", venue.name, len(venue.symbols))
             for plan in plan_sessions(venue):
                 self.sessions.append((plan, self._session(plan, venue.adapter)))
 
@@ -435,6 +452,7 @@ class Daemon:
         try:
             for venue in self.venues.values():
                 await self.load_instruments(venue)
+            self.plan()
             async with asyncio.TaskGroup() as tg:
                 for plan, session in self.sessions:
                     tg.create_task(session.run(), name=f"ws:{plan.name}")

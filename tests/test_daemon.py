@@ -45,3 +45,25 @@ def test_liquidation_seen_twice_under_its_natural_key_is_published_once():
     other = msgspec.structs.replace(ev, ts=2)
     assert [dedupe.first_time(e) for e in (ev, again, other)] == [True, False, True]
     assert dedupe.duplicates == 1
+
+
+async def test_symbols_all_expands_to_every_perpetual_once_instruments_are_loaded(tmp_path):
+    from streamer.daemon import Daemon
+
+    settings = Settings(exchanges=ExchangesSettings(binance=BinanceSettings(symbols=["all"], all_market=False,
+                                                                            channels=["funding"])),
+                        state_dir=str(tmp_path))
+    daemon = Daemon(settings)
+    assert daemon.sessions == []  # planned only after instruments are known
+    adapter = daemon.adapters["binance"]
+    adapter.load_instruments(json.dumps({"symbols": [
+        {"symbol": "BTCUSDT", "contractType": "PERPETUAL", "deliveryDate": 4133404800000, "baseAsset": "BTC",
+         "quoteAsset": "USDT"},
+        {"symbol": "BTCUSDT_261225", "contractType": "CURRENT_QUARTER", "deliveryDate": 1798185600000,
+         "baseAsset": "BTC", "quoteAsset": "USDT"},
+        {"symbol": "ETHUSD_PERP", "contractType": "PERPETUAL", "deliveryDate": 4133404800000, "baseAsset": "ETH",
+         "quoteAsset": "USD", "contractSize": 10}]}))
+    daemon.plan()
+    assert {key for plan, _ in daemon.sessions for key in plan.keys.values()} == {
+        "btcusdt@markPrice@1s", "ethusd_perp@markPrice@1s"}
+    await daemon.rest.close()
