@@ -122,7 +122,8 @@ def venues_from_settings(settings: Settings) -> list[VenueWiring]:
             "bybit", ADAPTERS["bybit"](),
             {"linear": y.linear_ws_url, "inverse": y.inverse_ws_url, "option": y.option_ws_url},
             {"": y.rest_url}, list(y.symbols), list(y.channels), False,
-            VenueLimits(capacity=max(y.rest_requests_per_s * 2, 5), refill_per_s=y.rest_requests_per_s),
+            VenueLimits(capacity=max(y.rest_requests_per_s * 2, 5), refill_per_s=y.rest_requests_per_s,
+                        remaining_header="X-Bapi-Limit-Status", remaining_limit_header="X-Bapi-Limit"),
             y.instruments_refresh_s,
         ))
     if ex.okx.enabled and "okx" in ADAPTERS:

@@ -112,6 +112,10 @@ class VenueLimits:
             current window (Binance ``X-MBX-USED-WEIGHT-1M``); None = not reported.
         used_weight_limit: The limit that header counts against (Binance 2400).
         used_weight_soft: Fraction of the limit from which the client slows down.
+        remaining_header: Response header that reports the requests LEFT in the venue's window
+            (Bybit ``X-Bapi-Limit-Status``), read with ``remaining_limit_header`` (Bybit
+            ``X-Bapi-Limit``) as used = limit − remaining, then the same slow-down.
+        remaining_limit_header: The header with that window's limit.
     """
 
     capacity: float
@@ -119,6 +123,8 @@ class VenueLimits:
     used_weight_header: str | None = None
     used_weight_limit: int | None = None
     used_weight_soft: float = 0.8
+    remaining_header: str | None = None
+    remaining_limit_header: str | None = None
 
     def __post_init__(self) -> None:
         if self.capacity <= 0 or self.refill_per_s <= 0:
@@ -622,17 +628,28 @@ class RestClient:
 
     def _observe_weight(self, v: _Venue, headers: Mapping[str, str]) -> int | None:
         lim = v.limits
-        if lim.used_weight_header is None or lim.used_weight_limit is None:
-            return None
-        raw = headers.get(lim.used_weight_header)
-        if raw is None:
-            return None
-        try:
-            used = int(raw)
-        except ValueError:
-            return None
+        if lim.remaining_header is not None and lim.remaining_limit_header is not None:
+            try:
+                remaining = int(headers[lim.remaining_header])
+                limit = int(headers[lim.remaining_limit_header])
+            except (KeyError, ValueError):
+                return None
+            if limit <= 0:
+                return None
+            used, window = max(0, limit - remaining), limit
+        else:
+            if lim.used_weight_header is None or lim.used_weight_limit is None:
+                return None
+            raw = headers.get(lim.used_weight_header)
+            if raw is None:
+                return None
+            try:
+                used = int(raw)
+            except ValueError:
+                return None
+            window = lim.used_weight_limit
         v.used_weight = used
-        share = used / lim.used_weight_limit
+        share = used / window
         if share >= lim.used_weight_soft:
             before = v.bucket.tokens
             v.bucket.drain_to(v.bucket.capacity * max(0.0, 1.0 - share))

@@ -354,6 +354,20 @@ async def test_rest_used_weight_header_drains_the_bucket():
     assert waited >= 0.04  # ~4.6 tokens at 100/s; a full bucket would not have waited
 
 
+async def test_rest_remaining_requests_header_drains_the_bucket_like_bybit():
+    async def handler(request: web.Request, n: int) -> web.Response:
+        return web.Response(body=BODY, headers={"X-Bapi-Limit": "50", "X-Bapi-Limit-Status": "5"})
+
+    limits = {"v": VenueLimits(capacity=10, refill_per_s=100, remaining_header="X-Bapi-Limit-Status",
+                               remaining_limit_header="X-Bapi-Limit")}
+    async with http_server(handler) as srv, client(limits=limits) as rest:
+        first = await rest.get("v", srv.base + "/x")
+        stats = rest.stats()["v"]
+    assert first.used_weight == 45  # 50 allowed, 5 left
+    assert (stats.used_weight, stats.slowdowns) == (45, 1)
+    assert stats.tokens <= 10 * (5 / 50) + 0.5
+
+
 async def test_rest_used_weight_below_the_soft_limit_changes_nothing():
     async def handler(request: web.Request, n: int) -> web.Response:
         return web.Response(body=BODY, headers={"X-Used": "100"})
