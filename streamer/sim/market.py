@@ -19,6 +19,12 @@ each 1000 ms window, which is Binance's documented cap for ``<symbol>@forceOrder
 ``!forceOrder@arr``; see exchanges.md §1.2), ``funding_history``, ``oi_history`` and the live
 ``state(symbol)``.
 
+History is continuous across the sim start: funding settlements up to and including ``start_ms``
+are synthesized (deterministically, on request) and those after it are recorded as they happen;
+open interest at 5-minute boundaries before ``start_ms`` is synthesized, and from ``start_ms`` on it
+is recorded (a start on a boundary records the starting state there). So a settlement or an
+open-interest point at exactly ``start_ms`` is listed once, never twice, on every venue.
+
 The other venues (Bybit, OKX) keep their own books (``Market.bybit``, ``Market.okx``:
 ``VenueBook``) in their own terms (contracts, sides, sampling rules); their indexes follow
 Binance's walks of the same base coin with a basis of their own, so cross-venue numbers are close
@@ -572,14 +578,15 @@ class Market:
         self.pushed: list[PushedLiquidation] = []
         """The liquidations a venue pushes: the latest per symbol per 1000 ms window."""
         self.funding_history: dict[str, list[FundingRecord]] = {s: [] for s in self.instruments}
-        """Settlements that happened since the sim start (earlier ones are synthesized)."""
+        """Settlements that happened after the sim start (those up to it are synthesized)."""
         self.oi_history: dict[str, list[OiPoint]] = {s: [] for s in self.instruments}
-        """5-minute open interest snapshots since the sim start (earlier ones are synthesized)."""
+        """5-minute open interest snapshots from the sim start on (earlier ones are synthesized)."""
         self._window_buffer: dict[int, dict[str, Liquidation]] = {}
         self._effects: list[_Active] = []
         self._effect_seq = 0
         for inst in self.instruments.values():
-            self._states[inst.symbol] = self._initial_state(inst)
+            st = self._states[inst.symbol] = self._initial_state(inst)
+            self.oi_history[inst.symbol].extend(_start_oi_points(self.start_ms, st.open_interest, st.mark_price))
         self.bybit = VenueBook(self, build_bybit_contracts(self.start_ms), BYBIT_BOOK)
         """Bybit v5 contracts (linear, inverse, option) and their records."""
         self.okx = VenueBook(self, build_okx_contracts(self.start_ms), OKX_BOOK)
@@ -707,7 +714,7 @@ class Market:
             if inst.perpetual and st.next_funding_ms <= t:
                 self._settle_funding(inst, st)
             boundary = t - t % OI_HISTORY_STEP_MS
-            if prev < boundary <= t:
+            if prev < boundary <= t and boundary > self.start_ms:
                 self.oi_history[inst.symbol].append(OiPoint(boundary, st.open_interest, st.mark_price))
             st.updated_ms = t
         self._t = t
@@ -933,8 +940,9 @@ class Market:
     def funding_records(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingRecord]:
         """Settlements of ``symbol`` with ``start_ms <= funding_ms <= end_ms``, ascending.
 
-        Those before the sim start are synthesized deterministically; later ones are recorded.
-        Dated futures have none.
+        Those up to and including the sim start (a start on a settlement is in the past as soon as
+        the sim runs) are synthesized deterministically; later ones are recorded as they happen, so
+        each settlement is listed once. Dated futures have none.
         """
         inst = self.instruments[symbol]
         if not inst.perpetual:
@@ -944,7 +952,7 @@ class Market:
         out: list[FundingRecord] = []
         first = -(-lo // interval) * interval
         ts = first
-        while ts < self.start_ms and ts <= end_ms:
+        while ts <= self.start_ms and ts <= end_ms:
             rate = inst.funding_mean + 0.00006 * self._noise(symbol, "fr", ts)
             out.append(FundingRecord(symbol, ts, rate, self.synthetic_mark(symbol, ts)))
             ts += interval
@@ -952,7 +960,10 @@ class Market:
         return out
 
     def oi_point(self, symbol: str, ts: int) -> OiPoint | None:
-        """Open interest at the 5-minute boundary ``ts`` (``None`` if not known yet)."""
+        """Open interest at the 5-minute boundary ``ts`` (``None`` if not known yet): synthesized
+        before the sim start, recorded from it on (a start on a boundary records its own point)."""
+        if ts > self._t:
+            return None  # not in the past yet (the start's own point, on a grid that starts before it)
         if ts < self.start_ms:
             inst = self.instruments[symbol]
             factor = self._oi_factor(symbol, ts) / self._oi_factor(symbol, self.start_ms)
@@ -1338,7 +1349,8 @@ class VenueBook:
 
     Records for tests: ``liquidations`` (every order, trade-time order), ``pushed`` (what the venue
     publishes, see ``BookRules``), ``history`` (published before the sim start), ``funding_history``
-    and ``oi_history`` (since the start; earlier ones are synthesized on request).
+    (settlements after the start; those up to it are synthesized on request) and ``oi_history``
+    (from the start on; earlier points are synthesized on request).
     """
 
     def __init__(self, market: Market, contracts: list[Contract], rules: BookRules) -> None:
@@ -1362,7 +1374,13 @@ class VenueBook:
         self.history: list[PushedVenueLiquidation] = self._synthesize_history()
         """Published liquidations from before the sim start (``rules.liquidation_history_s``)."""
         self.funding_history: dict[str, list[FundingRecord]] = {s: [] for s in self.contracts}
+        """Settlements that happened after the sim start (those up to it are synthesized)."""
         self.oi_history: dict[str, list[OiPoint]] = {s: [] for s in self.contracts}
+        """5-minute open interest from the sim start on (earlier points are synthesized; none for options)."""
+        for c in contracts:
+            st = self._states[c.symbol]
+            if not c.option:
+                self.oi_history[c.symbol].extend(_start_oi_points(market.start_ms, st.open_interest, st.mark_price))
         self._orders: list[_ScheduledOrder] = []
         self._bursts: dict[str, _Burst] = {}
         self._windows: dict[int, dict[str, list[VenueLiquidation]]] = {}
@@ -1451,7 +1469,7 @@ class VenueBook:
                 st.last_settled_rate = rate
                 st.next_funding_ms += c.funding_interval_h * HOUR_MS
             boundary = t - t % OI_HISTORY_STEP_MS
-            if prev < boundary <= t and not c.option:
+            if prev < boundary <= t and boundary > self.market.start_ms and not c.option:
                 self.oi_history[c.symbol].append(OiPoint(boundary, st.open_interest, st.mark_price))
             st.updated_ms = t
         self._finalize(t)
@@ -1482,14 +1500,19 @@ class VenueBook:
         premium = rng.gauss(0, 0.0002)
         funding = c.funding_mean + rng.gauss(0, 0.00003) if c.perpetual else 0.0
         next_funding = 0
+        last_settled = 0.0
         if c.perpetual:
             interval = c.funding_interval_h * HOUR_MS
             next_funding = (start // interval + 1) * interval
+            # the last settlement (at or before the start) is history: its rate is the one
+            # funding_records lists for it. This draw is unused; it stays so that every value
+            # drawn after it is unchanged.
+            rng.gauss(0, 0.00003)
+            last_settled = self._synthetic_rate(c, next_funding - interval)
         st = ContractState(
             index_price=index, mark_price=index, last_price=index, last_qty=c.step, bid_price=index,
             bid_qty=c.step, ask_price=index, ask_qty=c.step, funding_rate=funding, next_funding_ms=next_funding,
-            last_settled_rate=round(c.funding_mean + rng.gauss(0, 0.00003), self.rules.rate_decimals)
-            if c.perpetual else 0.0,
+            last_settled_rate=last_settled,
             open_interest=c.round_qty(c.start_oi), volume_24h=0.0, turnover_24h=0.0, total_volume=0.0,
             open_24h=0.0, high_24h=0.0, low_24h=0.0, price_1h=0.0, updated_ms=start, premium=premium,
             oi_target=c.start_oi,
@@ -1723,8 +1746,9 @@ class VenueBook:
     # -- history (REST) -----------------------------------------------------------------------
 
     def funding_records(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingRecord]:
-        """Settlements of ``symbol`` with ``start_ms <= funding_ms <= end_ms``, ascending; those
-        before the sim start (back to ``rules.history_days``) are synthesized. Not perpetual: none."""
+        """Settlements of ``symbol`` with ``start_ms <= funding_ms <= end_ms``, ascending, back to
+        ``rules.history_days``; those up to and including the sim start are synthesized, later ones
+        recorded as they happen (each listed once). Not perpetual: none."""
         c = self.contracts[symbol]
         if not c.perpetual:
             return []
@@ -1733,17 +1757,18 @@ class VenueBook:
         lo = max(start_ms, now - self.rules.history_days * DAY_MS)
         out: list[FundingRecord] = []
         ts = -(-lo // interval) * interval
-        while ts < self.market.start_ms and ts <= end_ms:
-            rate = round(c.funding_mean + 0.00006 * self.market._noise(self.venue, symbol, "fr", ts),
-                         self.rules.rate_decimals)  # fmt: skip
-            out.append(FundingRecord(symbol, ts, rate, self.synthetic_mark(symbol, ts)))
+        while ts <= self.market.start_ms and ts <= end_ms:
+            out.append(FundingRecord(symbol, ts, self._synthetic_rate(c, ts), self.synthetic_mark(symbol, ts)))
             ts += interval
         out.extend(r for r in self.funding_history[symbol] if lo <= r.funding_ms <= end_ms)
         return out
 
     def oi_point(self, symbol: str, ts: int) -> OiPoint | None:
         """Open interest (one side, venue units) at the 5-minute boundary ``ts``; ``None`` if not
-        known yet."""
+        known yet. Synthesized before the sim start, recorded from it on (a start on a boundary
+        records its own point)."""
+        if ts > self.market.now_ms:
+            return None  # not in the past yet (the start's own point, on a grid that starts before it)
         if ts < self.market.start_ms:
             c = self.contracts[symbol]
             factor = self._oi_factor(symbol, ts) / self._oi_factor(symbol, self.market.start_ms)
@@ -1754,6 +1779,11 @@ class VenueBook:
             if p.ts < ts:
                 break
         return None
+
+    def _synthetic_rate(self, c: Contract, ts: int) -> float:
+        """The rate settled at ``ts`` (a settlement up to the sim start), at the venue's precision."""
+        noise = self.market._noise(self.venue, c.symbol, "fr", ts)
+        return round(c.funding_mean + 0.00006 * noise, self.rules.rate_decimals)
 
     def synthetic_mark(self, symbol: str, ts: int) -> float:
         """A deterministic mark price for a time before the sim start (history endpoints)."""
@@ -1778,6 +1808,12 @@ class VenueBook:
             + 0.025 * math.sin(2 * math.pi * ts / DAY_MS + p4)
             + 0.004 * self.market._noise(self.venue, symbol, "oi", ts)
         )
+
+
+def _start_oi_points(start_ms: int, open_interest: float, mark_price: float) -> list[OiPoint]:
+    """What a sim started at ``start_ms`` records for its own start: the starting state if the start
+    is on a 5-minute boundary (its steps record only the boundaries after the start), else nothing."""
+    return [] if start_ms % OI_HISTORY_STEP_MS else [OiPoint(start_ms, open_interest, mark_price)]
 
 
 def _years(c: Contract, t: int) -> float:

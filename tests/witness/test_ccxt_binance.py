@@ -317,8 +317,6 @@ async def test_funding_rate_history_matches_ccxt_fetch_funding_rate_history(unif
             assert f.interval_h == 8.0
 
 
-@pytest.mark.xfail(strict=True, reason="simulator bug: history hole at a start on a settlement boundary; "
-                   "fixed with the Bybit/OKX simulator work (see the docstring)")
 async def test_sim_history_has_no_hole_at_its_start_as_ccxt_sees_it():
     """A simulator started exactly on a funding settlement and a 5-minute boundary must still list
     that settlement and that open-interest point once they are in the past, as Binance would.

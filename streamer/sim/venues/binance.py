@@ -1225,14 +1225,13 @@ class BinanceVenue:
             ]
         lo = max(m.now_ms - 30 * DAY_MS, start if start is not None else 0)
         hi = min(m.now_ms, end if end is not None else m.now_ms)
-        stamps: list[int] = []
-        ts = hi - hi % period_ms
-        while ts >= lo and len(stamps) < (10_000 if start is not None else limit):
-            stamps.append(ts)
-            ts -= period_ms
-        stamps.reverse()
+        # startTime: the first ``limit`` rows from it; otherwise the latest ``limit`` up to endTime.
+        # ``limit`` counts rows returned, so a period with no point yet does not use one up.
+        stamps = range(-(-lo // period_ms) * period_ms, hi - hi % period_ms + 1, period_ms)
         rows: list[Json] = []
-        for ts in stamps:
+        for ts in stamps if start is not None else reversed(stamps):
+            if len(rows) == limit:
+                break
             points = [(i, m.oi_point(i.symbol, ts)) for i in insts]
             if not points or any(p is None for _, p in points):
                 continue
@@ -1260,7 +1259,7 @@ class BinanceVenue:
                         "timestamp": ts,
                     }
                 )
-        return rows[:limit] if start is not None else rows[-limit:]
+        return rows if start is not None else rows[::-1]
 
 
 _PERIODS: dict[str, int] = {

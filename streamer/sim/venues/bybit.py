@@ -131,7 +131,9 @@ def _d(x: float, decimals: int) -> str:
 
 def _trim(x: float, decimals: int = 8) -> str:
     """A number without trailing zeros (``0.0001``, ``95000``)."""
-    text = f"{x:.{decimals}f}".rstrip("0").rstrip(".")
+    text = f"{x:.{decimals}f}"
+    if "." in text:  # only a fraction's zeros are trailing: 150000000 with 0 decimals stays whole
+        text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
 
 

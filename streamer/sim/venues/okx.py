@@ -159,7 +159,9 @@ def _d(x: float, decimals: int) -> str:
 
 
 def _trim(x: float, decimals: int = 10) -> str:
-    text = f"{x:.{decimals}f}".rstrip("0").rstrip(".")
+    text = f"{x:.{decimals}f}"
+    if "." in text:  # only a fraction's zeros are trailing: 150000000 with 0 decimals stays whole
+        text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
 
 
