@@ -45,8 +45,9 @@ Disagreements, and who is right:
    never lists that settlement or that open-interest point, however much later it is asked
    (streamer/sim/market.py ``funding_records``/``oi_point`` synthesize only ``< start_ms``; recorded
    history starts after it). ``test_sim_history_has_no_hole_at_its_start_as_ccxt_sees_it`` asserts what
-   Binance would answer and FAILS until the simulator is fixed. The venue also counts ``limit`` before
-   dropping such a missing point (venues/binance.py ``_open_interest_hist``), returning fewer rows.
+   Binance would answer and passes since the simulator fix (tests/sim/test_sim_history.py). The venue
+   also counted ``limit`` before dropping such a missing point (venues/binance.py
+   ``_open_interest_hist``), returning fewer rows; fixed too.
 """
 
 from __future__ import annotations
