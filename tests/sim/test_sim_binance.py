@@ -638,7 +638,7 @@ def test_market_is_deterministic_for_a_seed() -> None:
 
 async def test_funding_settlement_is_recorded_and_served(http: aiohttp.ClientSession) -> None:
     boundary = (1_795_500_000_000 // (4 * HOUR_MS) + 1) * 4 * HOUR_MS
-    async with SimServer(seed=2, speed=SPEED, start_ms=boundary - 1_000, binance=FAST) as sim:
+    async with SimServer(seed=2, speed=SPEED, start_ms=boundary - 20_000, binance=FAST) as sim:
         before = sim.market.state("WIFUSDT").next_funding_ms
         assert before == boundary
         await eventually(lambda: sim.market.now_ms > boundary + 500)
