@@ -301,7 +301,13 @@ class Daemon:
         publish = self.publish
         cadences = {**DEFAULT_CADENCE_S, **getattr(adapter, "CADENCE_S", {})}
 
+        replies = getattr(adapter, "replies", None)  # frames the venue wants answered (Deribit test_request)
+        on_connect = getattr(adapter, "on_connect_frames", None)  # sent before subscribing (Deribit heartbeat)
+
         def on_frame(frame: str | bytes, recv_ms: int) -> None:
+            if replies is not None:
+                for reply in replies(frame):
+                    session.send(reply)
             try:
                 events = adapter.parse(frame, recv_ms)
             except FrameError as exc:
@@ -335,7 +341,7 @@ class Daemon:
             name=plan.name,
             url=plan.url,
             on_frame=on_frame,
-            subscribe=lambda: adapter.subscribe(plan.streams),
+            subscribe=lambda: [*(on_connect() if on_connect is not None else ()), *adapter.subscribe(plan.streams)],
             ping_payload=hb.ping_payload,
             ping_interval_s=hb.ping_interval_s,
             ws_ping_interval_s=hb.ws_ping_interval_s,
