@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FILE",
         help="a raw instrument REST response body of the venue (repeatable). Binance: exchangeInfo (USDⓈ-M "
-        "or COIN-M) and fundingInfo; Bybit: /v5/market/instruments-info pages; OKX: /api/v5/public/instruments",
+        "or COIN-M) and fundingInfo; Bybit: /v5/market/instruments-info pages; OKX: /api/v5/public/instruments; "
+        "Deribit: public/get_instruments; BitMEX: /api/v1/instrument/active",
     )
     norm.add_argument(
         "--recv-ts",
