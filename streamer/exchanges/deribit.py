@@ -35,8 +35,8 @@ Decisions (reported to the lead; the test file pins them):
 * Liquidations: ``trades.future.<CURRENCY>.100ms`` per currency (a raw symbol's
   currency: ``BTC`` for ``BTC-PERPETUAL``, ``USDC`` for ``BTC_USDC-PERPETUAL``);
   every liquidation of that currency is emitted, not only the named symbol's.
-  ``MT`` (both sides liquidated) gives two events, long and short, each for the
-  full ``amount``; the long first.
+  ``MT`` (both sides liquidated) gives two events, one per side, each for the
+  full ``amount``; the taker's position first (it executed the trade).
 * Inverse vs linear is read from Deribit's naming rule (``BASE_USDC-…`` linear,
   ``BASE-…`` inverse) when no metadata is loaded: the rule is documented and
   unambiguous, and sizes in USD need no contract size.
@@ -336,7 +336,7 @@ _MAKER_LONG = {"buy": "long", "sell": "short"}  # M: the maker was on the opposi
 
 
 def liquidation_sides(flag: str, direction: str) -> list[Side]:
-    """Positions liquidated by one trade (DESIGN.md): ``T`` taker, ``M`` maker, ``MT`` both (long first)."""
+    """Positions liquidated by one trade (DESIGN.md): ``T`` taker, ``M`` maker, ``MT`` both (taker first)."""
     if direction not in _TAKER_LONG:
         raise FrameError("value", f"trade direction={direction!r} is neither buy nor sell")
     if flag == "T":
@@ -344,7 +344,7 @@ def liquidation_sides(flag: str, direction: str) -> list[Side]:
     if flag == "M":
         return [_MAKER_LONG[direction]]  # type: ignore[list-item]
     if flag in ("MT", "TM"):
-        return ["long", "short"]
+        return [_TAKER_LONG[direction], _MAKER_LONG[direction]]  # type: ignore[list-item]
     raise FrameError("value", f"trade liquidation={flag!r} is not M, T or MT")
 
 

@@ -211,7 +211,7 @@ def test_usdc_option_mark_is_already_usd():
     ("M", "buy", ["long"]),
     ("M", "sell", ["short"]),
     ("MT", "sell", ["long", "short"]),
-    ("MT", "buy", ["long", "short"]),
+    ("MT", "buy", ["short", "long"]),  # taker first: the taker bought -> its short was liquidated
 ])
 def test_liquidation_sides(flag, direction, sides):
     events = parse(DeribitAdapter(), note("trades.future.BTC.100ms", [trade(flag, direction)]))
@@ -310,7 +310,7 @@ def test_rest_funding_history_interest_8h():
 def test_rest_last_trades_backfill():
     body = rest({"trades": [trade(None), trade("MT", "buy")], "has_more": False})
     events = DeribitAdapter().parse_rest("last_trades", body, RECV)
-    assert [e.side for e in events] == ["long", "short"]
+    assert [e.side for e in events] == ["short", "long"]  # MT, taker bought: taker's short, then maker's long
 
 
 def test_rest_calls():
