@@ -114,12 +114,39 @@ class OkxSettings(_Section):
     rest_requests_per_s: float = 10.0
 
 
+class DeribitSettings(_Section):
+    """Deribit v2 (JSON-RPC over WebSocket): perpetuals, futures, options (``BTC-PERPETUAL``, ``BTC-27DEC26``)."""
+
+    enabled: bool = False
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-PERPETUAL", "ETH-PERPETUAL"])
+    all_market: bool = True
+    channels: list[Literal["liquidations", "funding", "ticker", "options"]] = msgspec.field(
+        default_factory=lambda: ["liquidations", "funding", "ticker"]
+    )
+    ws_url: str = "wss://www.deribit.com/ws/api/v2"
+    rest_url: str = "https://www.deribit.com"
+    instruments_refresh_s: float = 3600.0
+    rest_requests_per_s: float = 10.0
+
+
+class BitmexSettings(_Section):
+    """BitMEX closed on 2026-09-23 04:00 UTC: enabling it only prints that and leaves it out.
+
+    The adapter still reads BitMEX recordings (``streamer normalize --exchange bitmex``).
+    """
+
+    enabled: bool = False
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["XBTUSD"])
+
+
 class ExchangesSettings(_Section):
     """One section per venue."""
 
     binance: BinanceSettings = msgspec.field(default_factory=BinanceSettings)
     bybit: BybitSettings = msgspec.field(default_factory=BybitSettings)
     okx: OkxSettings = msgspec.field(default_factory=OkxSettings)
+    deribit: DeribitSettings = msgspec.field(default_factory=DeribitSettings)
+    bitmex: BitmexSettings = msgspec.field(default_factory=BitmexSettings)
 
 
 class CascadeSettings(_Section):
@@ -321,6 +348,7 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
         ("exchanges.bybit.inverse_ws_url", by.inverse_ws_url),
         ("exchanges.bybit.option_ws_url", by.option_ws_url),
         ("exchanges.okx.public_ws_url", ok.public_ws_url),
+        ("exchanges.deribit.ws_url", settings.exchanges.deribit.ws_url),
     ):
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(key, url, "a ws:// or wss:// URL", src(key))
@@ -329,6 +357,7 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
         ("exchanges.binance.cm_rest_url", b.cm_rest_url),
         ("exchanges.bybit.rest_url", by.rest_url),
         ("exchanges.okx.rest_url", ok.rest_url),
+        ("exchanges.deribit.rest_url", settings.exchanges.deribit.rest_url),
     ):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(key, url, "an http:// or https:// URL", src(key))

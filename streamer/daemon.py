@@ -134,7 +134,23 @@ def venues_from_settings(settings: Settings) -> list[VenueWiring]:
             VenueLimits(capacity=max(o.rest_requests_per_s * 2, 5), refill_per_s=o.rest_requests_per_s),
             o.instruments_refresh_s,
         ))
+    if ex.deribit.enabled and "deribit" in ADAPTERS:
+        d = ex.deribit
+        out.append(VenueWiring(
+            "deribit", ADAPTERS["deribit"](), {"public": d.ws_url}, {"": d.rest_url}, list(d.symbols),
+            list(d.channels), d.all_market,
+            VenueLimits(capacity=max(d.rest_requests_per_s * 2, 5), refill_per_s=d.rest_requests_per_s),
+            d.instruments_refresh_s,
+        ))
     return out
+
+
+CLOSED_VENUES = {"bitmex": "BitMEX closed on 2026-09-23 04:00 UTC (its announcement of 2026-07-23)"}
+
+
+def closed_venues(settings: Settings) -> list[str]:
+    """Venues enabled in the config that have ceased operating: they are left out, with a warning."""
+    return [name for name in CLOSED_VENUES if getattr(settings.exchanges, name).enabled]
 
 
 def plan_streams(venue: VenueWiring, market: str) -> list[Stream]:
@@ -241,6 +257,9 @@ class Daemon:
             "stdout", maxsize=settings.bus.consumer_queue_size, overflow="drop_newest", types=["alert"]
         )
         self.sink = StdoutSink(out if out is not None else sys.stdout.buffer)
+        for name in closed_venues(settings):
+            log.warning("%s: %s; it is left out (no sessions, no reconnects). Recordings of it still "
+                        "normalize: streamer normalize --exchange %s", name, CLOSED_VENUES[name], name)
         self.venues = {v.name: v for v in venues_from_settings(settings)}
         self.adapters: dict[str, Adapter] = {name: v.adapter for name, v in self.venues.items()}
         self.sessions: list[tuple[SessionPlan, WsSession]] = []

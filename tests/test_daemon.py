@@ -67,3 +67,27 @@ async def test_symbols_all_expands_to_every_perpetual_once_instruments_are_loade
     assert {key for plan, _ in daemon.sessions for key in plan.keys.values()} == {
         "btcusdt@markPrice@1s", "ethusd_perp@markPrice@1s"}
     await daemon.rest.close()
+
+
+async def test_enabling_closed_bitmex_leaves_it_out_and_runs_the_rest(tmp_path):
+    from streamer.config import BitmexSettings
+    from streamer.daemon import Daemon, closed_venues
+
+    settings = Settings(exchanges=ExchangesSettings(bitmex=BitmexSettings(enabled=True)), state_dir=str(tmp_path))
+    daemon = Daemon(settings)
+    assert closed_venues(settings) == ["bitmex"]
+    assert sorted(daemon.venues) == ["binance"]
+    assert all(plan.exchange == "binance" for plan, _ in daemon.sessions)
+    await daemon.rest.close()
+
+
+def test_deribit_plan_subscribes_tickers_and_venue_wide_liquidation_trades():
+    from streamer.config import DeribitSettings
+
+    settings = Settings(exchanges=ExchangesSettings(binance=BinanceSettings(enabled=False),
+                                                    deribit=DeribitSettings(enabled=True)))
+    [venue] = venues_from_settings(settings)
+    [plan] = plan_sessions(venue)
+    assert plan.url == "wss://www.deribit.com/ws/api/v2"
+    assert sorted(set(plan.keys.values())) == ["ticker.BTC-PERPETUAL.100ms", "ticker.ETH-PERPETUAL.100ms",
+                                               "trades.future.BTC.100ms", "trades.future.ETH.100ms"]

@@ -441,7 +441,8 @@ class DeribitAdapter:
         wanted = set(channels)
         streams: list[Stream] = []
         if "liquidations" in wanted and (all_market or not symbols):
-            streams.append(Stream("liquidations", None, "public"))
+            # venue-wide: one trades channel per currency, each its own stream (liveness per channel)
+            streams.extend(Stream("liquidations", f"{cur}-PERPETUAL", "public") for cur in ("BTC", "ETH"))
         for raw in symbols:
             inst = self.instrument(raw)
             if inst is not None and inst.kind == "option":
