@@ -52,6 +52,7 @@ __all__ = [
     "BYBIT_BOOK",
     "CROSS_VENUE_LEGS",
     "DAY_MS",
+    "DERIBIT_BOOK",
     "HOUR_MS",
     "OI_HISTORY_STEP_MS",
     "OKX_BOOK",
@@ -82,6 +83,7 @@ __all__ = [
     "VenueBook",
     "VenueLiquidation",
     "build_bybit_contracts",
+    "build_deribit_contracts",
     "build_okx_contracts",
     "bybit_expiry_code",
     "get_scenario",
@@ -591,7 +593,9 @@ class Market:
         """Bybit v5 contracts (linear, inverse, option) and their records."""
         self.okx = VenueBook(self, build_okx_contracts(self.start_ms), OKX_BOOK)
         """OKX v5 contracts (SWAP, FUTURES, OPTION) and their records."""
-        self.books: dict[str, VenueBook] = {"bybit": self.bybit, "okx": self.okx}
+        self.deribit = VenueBook(self, build_deribit_contracts(self.start_ms), DERIBIT_BOOK)
+        """Deribit v2 contracts (inverse perpetuals and future, BTC options) and their records."""
+        self.books: dict[str, VenueBook] = {"bybit": self.bybit, "okx": self.okx, "deribit": self.deribit}
         for effect in self.scenario.effects:
             self.schedule(effect)
 
@@ -1036,6 +1040,9 @@ class BookRules:
 
 
 BYBIT_BOOK = BookRules("bybit", sample_ms=None, batch_ms=500, rate_decimals=6, history_days=30)
+DERIBIT_BOOK = BookRules("deribit", sample_ms=None, batch_ms=100, rate_decimals=8, history_days=30)
+"""Deribit: every liquidation trade is published (``trades.*.100ms``, 100 ms batches); funding
+accrues continuously and is recorded hourly (``get_funding_rate_history`` ``interest_1h``)."""
 OKX_BOOK = BookRules(
     "okx", sample_ms=1_000, batch_ms=1_000, rate_decimals=8, history_days=92, liquidation_history_s=900,
     net_mode_share=0.4,
@@ -1327,6 +1334,57 @@ def build_okx_contracts(start_ms: int) -> list[Contract]:
             launch_ms=expiry - 120 * DAY_MS, start_oi=9_000.0 + strike / 20.0, liq_rate_per_s=0.0,
             liq_median_usd=0.0, funding_mean=0.0, index="BTC-USD", family="BTC-USD", strike=strike,
             option_type=kind, base_iv=0.53, price_in_base=True,
+        )
+        for strike in _strikes("BTC")
+        for kind in ("C", "P")
+    )  # fmt: skip
+    return out
+
+
+_DERIBIT_PERPS: tuple[tuple[str, float, float, float, float], ...] = (
+    # base, contract size (USD), start OI (contracts, one side), liquidations per s, median USD
+    ("BTC", 10.0, 110_000_000.0, 0.08, 9_000.0),
+    ("ETH", 1.0, 600_000_000.0, 0.06, 6_000.0),
+)
+
+
+def build_deribit_contracts(start_ms: int) -> list[Contract]:
+    """Deribit's universe: inverse ``BTC-PERPETUAL`` (10 USD contracts) and ``ETH-PERPETUAL`` (1 USD),
+    the quarterly inverse ``BTC-<D><MON><YY>`` future, and BTC options ``BTC-<D><MON><YY>-<strike>-C/P``
+    (1 BTC each, priced in BTC) at the same expiry (exchanges.md §4.4). Quantities are in contracts;
+    the venue renders ``amount``/``open_interest`` in USD (contracts × size). Funding accrues
+    continuously; the book records it hourly (``funding_interval_h`` 1, hourly mean 0.01 %/8)."""
+    out: list[Contract] = []
+    launch = 1_534_242_000_000  # 2018-08-14, BTC-PERPETUAL's listing
+    for base, size, oi, liq, median in _DERIBIT_PERPS:
+        out.append(
+            Contract(
+                venue="deribit", symbol=f"{base}-PERPETUAL", category="future", kind="perpetual", base=base,
+                quote="USD", settle=base, inverse=True, contract_value=size, price_decimals=1 if base == "BTC" else 2,
+                qty_decimals=0, funding_interval_h=1, expiry_ms=0, launch_ms=launch, start_oi=oi,
+                liq_rate_per_s=liq, liq_median_usd=median, funding_mean=0.0001 / 8, index=f"{base.lower()}_usd",
+                funding_cap=0.005 / 8,
+            )
+        )  # fmt: skip
+        launch += 30 * DAY_MS
+    expiry = quarterly_expiry_ms(start_ms)
+    code = bybit_expiry_code(expiry)  # the same D/MON/YY format (exchanges.md §4.4)
+    out.append(
+        Contract(
+            venue="deribit", symbol=f"BTC-{code}", category="future", kind="future", base="BTC", quote="USD",
+            settle="BTC", inverse=True, contract_value=10.0, price_decimals=1, qty_decimals=0,
+            funding_interval_h=0, expiry_ms=expiry, launch_ms=expiry - 180 * DAY_MS, start_oi=9_000_000.0,
+            liq_rate_per_s=0.01, liq_median_usd=5_000.0, funding_mean=0.0, index="btc_usd",
+        )
+    )  # fmt: skip
+    out.extend(
+        Contract(
+            venue="deribit", symbol=f"BTC-{code}-{_strike_str(strike)}-{kind}", category="option",
+            kind="option", base="BTC", quote="USD", settle="BTC", inverse=False, contract_value=1.0,
+            price_decimals=4, qty_decimals=1, funding_interval_h=0, expiry_ms=expiry,
+            launch_ms=expiry - 120 * DAY_MS, start_oi=1_500.0 + strike / 500.0, liq_rate_per_s=0.0,
+            liq_median_usd=0.0, funding_mean=0.0, index="btc_usd", strike=strike, option_type=kind,
+            base_iv=0.52, price_in_base=True,
         )
         for strike in _strikes("BTC")
         for kind in ("C", "P")

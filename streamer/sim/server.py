@@ -12,8 +12,8 @@ Socket-level times (ping interval, pong timeout, connection lifetime: ``BinanceC
 cuts: ``BybitConfig``, ``OkxConfig``) are wall-clock seconds.
 
 Venues: Binance USDⓈ-M and COIN-M (``venues/binance.py``), Bybit v5 (``venues/bybit.py``) and
-OKX v5 (``venues/okx.py``), each under its own prefix (``/binance/um``, ``/binance/cm``,
-``/bybit``, ``/okx``) with the exchange's own paths below it.
+OKX v5 (``venues/okx.py``) and Deribit v2 (``venues/deribit.py``), each under its own prefix
+(``/binance/um``, ``/binance/cm``, ``/bybit``, ``/okx``, ``/deribit``) with the exchange's own paths below it.
 
 ``main(argv)`` is ``streamer sim``: it prints ``name url`` lines and serves until Ctrl-C or
 SIGTERM, then exits 0.
@@ -39,6 +39,7 @@ from streamer.sim.market import SCENARIOS, Clock, Market, Scenario
 from streamer.sim.venues import Venue
 from streamer.sim.venues.binance import BinanceConfig, BinanceVenue
 from streamer.sim.venues.bybit import BybitConfig, BybitVenue
+from streamer.sim.venues.deribit import DeribitConfig, DeribitVenue
 from streamer.sim.venues.okx import OkxConfig, OkxVenue
 
 __all__ = ["ScaledClock", "SimServer", "ccxt_api_urls", "main", "serve"]
@@ -80,12 +81,14 @@ class SimServer:
         binance: documented Binance limits and timers (``BinanceConfig``).
         bybit: documented Bybit limits and timers (``BybitConfig``).
         okx: documented OKX limits, timers and cadences (``OkxConfig``).
+        deribit: Deribit heartbeat rules and trade flow (``DeribitConfig``).
 
     Attributes ``market`` and ``faults`` are live; ``urls`` is filled by ``start``. Its keys:
     ``binance_um_rest``, ``binance_um_ws``, ``binance_um_ws_public``, ``binance_um_ws_legacy``,
     ``binance_cm_rest``, ``binance_cm_ws``; ``bybit_rest``, ``bybit_ws`` (the base of the three
     public endpoints), ``bybit_ws_linear``, ``bybit_ws_inverse``, ``bybit_ws_option``;
-    ``okx_rest``, ``okx_ws`` (the ``/ws/v5`` base), ``okx_ws_public``.
+    ``okx_rest``, ``okx_ws`` (the ``/ws/v5`` base), ``okx_ws_public``; ``deribit_rest`` (the base of
+    ``/api/v2/public/<method>``), ``deribit_ws`` (``/deribit/ws/api/v2``).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class SimServer:
         binance: BinanceConfig | None = None,
         bybit: BybitConfig | None = None,
         okx: OkxConfig | None = None,
+        deribit: DeribitConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -112,7 +116,8 @@ class SimServer:
         self.binance = BinanceVenue(self.market, self.faults, binance)
         self.bybit = BybitVenue(self.market, self.faults, bybit)
         self.okx = OkxVenue(self.market, self.faults, okx)
-        self.venues: list[Venue] = [self.binance, self.bybit, self.okx]
+        self.deribit = DeribitVenue(self.market, self.faults, deribit)
+        self.venues: list[Venue] = [self.binance, self.bybit, self.okx, self.deribit]
         self.urls: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self._driver: asyncio.Task[None] | None = None

@@ -199,12 +199,12 @@ async def test_unsubscribe_stops_the_topic(sim: SimServer) -> None:
 
 
 async def test_idle_connection_is_cut_unless_the_client_pings() -> None:
-    config = BybitConfig(idle_timeout_s=0.3, close_timeout_s=0.3)
+    config = BybitConfig(idle_timeout_s=0.8, close_timeout_s=0.3)  # generous: CI machines are loaded
     async with SimServer(seed=1, speed=SPEED, bybit=config) as sim:
         async with connect(sim.urls["bybit_ws_linear"]) as quiet:
             t0 = time.monotonic()
             closed = await until_closed(quiet)
-            assert 0.25 < time.monotonic() - t0 < 1.5
+            assert 0.75 < time.monotonic() - t0 < 3.0
         assert closed.rcvd is not None
         async with connect(sim.urls["bybit_ws_option"]) as pinging:
             for _ in range(6):
