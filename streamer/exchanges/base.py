@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from streamer.model import Event, Instrument
+
+T = TypeVar("T")
 
 Channel = Literal["liquidations", "funding", "ticker", "book", "open_interest", "mark", "index", "options"]
 """What a stream carries, venue-neutral.
@@ -197,6 +199,35 @@ class Adapter(Protocol):
     def rest_open_interest(self, raw_symbol: str, ttl_s: float = 30.0) -> RestCall:
         """Current open interest of one symbol."""
         ...
+
+
+def read_elements(
+    items: Sequence[T], handle: Callable[[T, list[Event]], None], stats: AdapterStats, noun: str = "element"
+) -> list[Event]:
+    """Events of each element of an array frame; a bad element is counted and skipped.
+
+    The good elements are kept and ``errors{reason="element"}`` counts the bad ones
+    (docs/decisions.md, Liquidations). A lone element's error, or an array with no
+    readable element, raises that FrameError.
+    """
+    if len(items) == 1:
+        out: list[Event] = []
+        handle(items[0], out)
+        return out
+    out = []
+    last_error: FrameError | None = None
+    for item in items:
+        mine: list[Event] = []
+        try:
+            handle(item, mine)
+        except FrameError as exc:
+            stats.errors["element"] += 1
+            last_error = exc
+            continue
+        out.extend(mine)
+    if last_error is not None and not out:
+        raise FrameError(last_error.reason, f"no readable {noun}: {last_error.detail}")
+    return out
 
 
 def finite(value: float | None) -> float | None:

@@ -80,6 +80,7 @@ from streamer.exchanges.base import (
     Stream,
     finite,
     positive,
+    read_elements,
 )
 from streamer.exchanges.metadata import InstrumentTable
 from streamer.model import (
@@ -596,14 +597,8 @@ class BitmexAdapter:
             raise FrameError("schema", f"{what} data is not an array: {exc}") from None
 
     def _elements(self, items: list[msgspec.Raw], handle: Callable[[msgspec.Raw, list[Event]], None]) -> list[Event]:
-        """Events of each row; a bad row is counted (``errors{reason="element"}``) and skipped.
-
-        A lone row's error, or an array with no readable row, raises (docs/decisions.md, Liquidations).
-        """
-        if len(items) == 1:
-            out: list[Event] = []
-            handle(items[0], out)
-            return out
+        """Events of each row; a bad one is counted and skipped (``base.read_elements``)."""
+        return read_elements(items, handle, self.stats, "row")
         out = []
         last_error: FrameError | None = None
         for item in items:

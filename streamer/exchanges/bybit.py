@@ -68,6 +68,7 @@ from streamer.exchanges.base import (
     finite,
     num,
     positive,
+    read_elements,
 )
 from streamer.exchanges.metadata import InstrumentTable
 from streamer.model import (
@@ -789,15 +790,8 @@ class BybitAdapter:
         return self._elements(items, handle)
 
     def _elements(self, items: list[msgspec.Raw], handle: Callable[[msgspec.Raw, list[Event]], None]) -> list[Event]:
-        """Events of each element; a bad element is counted (``errors{reason="element"}``) and skipped.
-
-        The others are kept (docs/decisions.md, Liquidations); a lone element's error, or an
-        array with no readable element, raises.
-        """
-        if len(items) == 1:
-            out: list[Event] = []
-            handle(items[0], out)
-            return out
+        """Events of each element; a bad one is counted and skipped (``base.read_elements``)."""
+        return read_elements(items, handle, self.stats, "element")
         out = []
         last_error: FrameError | None = None
         for item in items:
