@@ -206,6 +206,11 @@ def _wants_all(venue: VenueWiring) -> bool:
     return any(s.lower() == "all" for s in venue.symbols)
 
 
+def _plans_from_instruments(venue: VenueWiring) -> bool:
+    """Whether the venue's streams depend on its instrument list: ``all`` symbols or option chains."""
+    return _wants_all(venue) or "options" in venue.channels
+
+
 class LiquidationDeduper:
     """Drops a liquidation already seen under its natural key (REST backfill/cover vs the socket).
 
@@ -284,11 +289,11 @@ class Daemon:
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
-        if not any(_wants_all(v) for v in self.venues.values()):
+        if not any(_plans_from_instruments(v) for v in self.venues.values()):
             self.plan()
 
     def plan(self) -> None:
-        """Build the WebSocket sessions (after instruments are loaded when a venue asks for ``all``)."""
+        """Build the WebSocket sessions (after instruments are loaded when a venue asks for ``all`` or options)."""
         if self.sessions:
             return
         for venue in self.venues.values():

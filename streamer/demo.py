@@ -17,6 +17,7 @@ from streamer.config import (
     BinanceSettings,
     BybitSettings,
     CascadeSettings,
+    DeribitSettings,
     ExchangesSettings,
     ExtremeFundingSettings,
     HttpSettings,
@@ -31,6 +32,7 @@ from streamer.sim import SimServer
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD_PERP", "ETHUSD_PERP"]
 DEMO_BYBIT = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSD"]
 DEMO_OKX = ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP", "BTC-USD-SWAP"]
+DEMO_DERIBIT = ["BTC-PERPETUAL", "ETH-PERPETUAL"]
 
 
 def parse_hostport(spec: str) -> tuple[str, int]:
@@ -57,7 +59,7 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
     bybit = BybitSettings(
         enabled="bybit_rest" in urls,
         symbols=list(DEMO_BYBIT),
-        channels=["liquidations", "funding", "ticker"],
+        channels=["liquidations", "funding", "ticker", "options"],
         linear_ws_url=urls.get("bybit_ws_linear", "ws://127.0.0.1:1/"),
         inverse_ws_url=urls.get("bybit_ws_inverse", "ws://127.0.0.1:1/"),
         option_ws_url=urls.get("bybit_ws_option", "ws://127.0.0.1:1/"),
@@ -68,9 +70,18 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
         enabled="okx_rest" in urls,
         symbols=list(DEMO_OKX),
         all_market=True,
-        channels=["liquidations", "funding", "mark", "open_interest"],
+        channels=["liquidations", "funding", "mark", "open_interest", "options"],
         public_ws_url=urls.get("okx_ws_public", "ws://127.0.0.1:1/"),
         rest_url=urls.get("okx_rest", "http://127.0.0.1:1/"),
+        instruments_refresh_s=600.0,
+    )
+    deribit = DeribitSettings(
+        enabled="deribit_ws" in urls,
+        symbols=list(DEMO_DERIBIT),
+        all_market=True,
+        channels=["liquidations", "funding", "ticker", "options"],
+        ws_url=urls.get("deribit_ws", "ws://127.0.0.1:1/"),
+        rest_url=urls.get("deribit_rest", "http://127.0.0.1:1/"),
         instruments_refresh_s=600.0,
     )
     rules = RulesSettings(
@@ -81,7 +92,7 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
     )
     return Settings(
         http=HttpSettings(host=host, port=port),
-        exchanges=ExchangesSettings(binance=binance, bybit=bybit, okx=okx),
+        exchanges=ExchangesSettings(binance=binance, bybit=bybit, okx=okx, deribit=deribit),
         rules=rules,
         state_dir=state_dir,
     )

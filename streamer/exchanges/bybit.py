@@ -544,7 +544,8 @@ class BybitAdapter:
 
         Every ticker-borne channel (funding, ticker, mark, index, open_interest, book) becomes one
         ``ticker`` stream per symbol, so ``last_channel`` (``ticker``) names the stream a
-        ``tickers`` frame keeps alive.
+        ``tickers`` frame keeps alive. With the ``options`` channel and no option symbol listed, the
+        option market subscribes every loaded option of the base coins of the listed symbols.
         """
         wanted = set(channels)
         streams: list[Stream] = []
@@ -559,6 +560,11 @@ class BybitAdapter:
                 streams.append(Stream("liquidations", raw, market))
             if wanted & _TICKER_CHANNELS:
                 streams.append(Stream("ticker", raw, market))
+        if market == "option" and "options" in wanted and not streams:
+            # no option named: the whole loaded chain of every base coin named by a listed symbol
+            bases = {inst.base for raw in symbols if (inst := self.instrument(raw)) is not None}
+            streams.extend(Stream("options", inst.raw_symbol, market) for inst in self.instruments()
+                           if inst.kind == "option" and inst.base in bases)
         return streams
 
     def rest_cover(self, market: str, symbols: Sequence[str]) -> list[RestCall]:

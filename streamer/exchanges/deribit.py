@@ -349,9 +349,13 @@ def liquidation_sides(flag: str, direction: str) -> list[Side]:
 
 
 def _iv(value: float | None) -> float | None:
-    """An IV in percent → fraction; 0 (no quote) or non-finite → None."""
+    """An IV in percent → fraction; 0 (no quote) or non-finite → None.
+
+    Rounded to 12 decimals so that 51.96 % reads 0.5196, not the binary quotient 0.5196000000000001
+    (the wire carries at most a few decimals of a percent; nothing real is lost).
+    """
     v = positive(finite(value))
-    return v / 100.0 if v is not None else None
+    return round(v / 100.0, 12) if v is not None else None
 
 
 def _fnum(value: float | str | None) -> float | None:
@@ -437,22 +441,33 @@ class DeribitAdapter:
 
     def plan_streams(self, market: str, symbols: Sequence[str], channels: Sequence[str],
                      all_market: bool) -> list[Stream]:
-        """One ``ticker`` stream per symbol for every ticker-borne channel; liquidations per currency."""
+        """One ``ticker`` stream per symbol for every ticker-borne channel; liquidations per currency.
+
+        With the ``options`` channel and ``all_market``, every loaded option of each underlying named
+        by a listed symbol gets its own ``ticker`` stream (Deribit has no chain-wide ticker channel).
+        """
         wanted = set(channels)
         streams: list[Stream] = []
         if "liquidations" in wanted and (all_market or not symbols):
             # venue-wide: one trades channel per currency, each its own stream (liveness per channel)
             streams.extend(Stream("liquidations", f"{cur}-PERPETUAL", "public") for cur in ("BTC", "ETH"))
+        listed_options: set[str] = set()
         for raw in symbols:
             inst = self.instrument(raw)
             if inst is not None and inst.kind == "option":
                 if "options" in wanted:
                     streams.append(Stream("options", raw, "public"))
+                    listed_options.add(raw)
                 continue
             if "liquidations" in wanted and not all_market:
                 streams.append(Stream("liquidations", raw, "public"))
             if wanted & {"funding", "ticker", "mark", "open_interest", "book", "index"}:
                 streams.append(Stream("ticker", raw, "public"))
+        if "options" in wanted and all_market:
+            # the whole option chain of every underlying named by a listed symbol (BTC-PERPETUAL -> BTC)
+            bases = {inst.base for raw in symbols if (inst := self.instrument(raw)) is not None}
+            streams.extend(Stream("options", inst.raw_symbol, "public") for inst in self.instruments()
+                           if inst.kind == "option" and inst.base in bases and inst.raw_symbol not in listed_options)
         return streams
 
     def _request(self, method: str, params: dict[str, Any]) -> str:

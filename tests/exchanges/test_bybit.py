@@ -651,6 +651,19 @@ def test_plan_streams_gives_one_ticker_stream_per_symbol_and_market():
     assert a.plan_streams("option", symbols, channels, False) == [Stream("options", "BTC-6JAN23-17500-C", "option")]
 
 
+def test_options_channel_without_listed_options_subscribes_the_loaded_chain_of_listed_bases():
+    a = adapter(LINEAR_INFO, body([OPTION_ROW, USDC_OPTION_ROW], "option"))
+    channels = ["liquidations", "options"]
+    # BTCUSDT names base BTC: every loaded BTC option, not the ETH one
+    assert a.plan_streams("option", ["BTCUSDT", "WLDUSDT"], channels, False) == [
+        Stream("options", "BTC-27MAR26-70000-P-USDT", "option")]
+    # a listed option is taken as the whole wish
+    assert a.plan_streams("option", ["BTCUSDT", "ETH-3JAN23-1250-P"], channels, False) == [
+        Stream("options", "ETH-3JAN23-1250-P", "option")]
+    # no options channel, no option streams
+    assert a.plan_streams("option", ["BTCUSDT"], ["liquidations"], False) == []
+
+
 def test_last_channel_names_the_planned_stream():
     a = adapter()
     a.parse(frame(SNAPSHOT), RECV)

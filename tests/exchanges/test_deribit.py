@@ -273,6 +273,20 @@ def test_load_instruments():
     assert a.parse_rest("instruments", INSTRUMENTS, RECV) == []
 
 
+def test_options_channel_with_all_market_subscribes_the_chain_of_listed_underlyings():
+    a = DeribitAdapter()
+    a.load_instruments(INSTRUMENTS)
+    channels = ["funding", "options"]
+    assert a.plan_streams("public", ["BTC-PERPETUAL"], channels, True) == [
+        Stream("ticker", "BTC-PERPETUAL", "public"), Stream("options", "BTC-27DEC26-100000-C", "public")]
+    # listed explicitly: not twice
+    assert a.plan_streams("public", ["BTC-PERPETUAL", "BTC-27DEC26-100000-C"], channels, True) == [
+        Stream("ticker", "BTC-PERPETUAL", "public"), Stream("options", "BTC-27DEC26-100000-C", "public")]
+    # without all_market only listed options
+    assert a.plan_streams("public", ["BTC-PERPETUAL"], channels, False) == [Stream("ticker", "BTC-PERPETUAL", "public")]
+    assert a.stream_key(Stream("options", "BTC-27DEC26-100000-C", "public")) == "ticker.BTC-27DEC26-100000-C.100ms"
+
+
 def test_rest_ticker_and_errors():
     a = DeribitAdapter()
     events = a.parse_rest("ticker", rest(PERP_TICKER), RECV)
