@@ -442,6 +442,18 @@ class Daemon:
             return
         self.state.seed_open_interest(events)
 
+    async def _rest_poll(self, venue: VenueWiring) -> None:
+        """Calls the adapter wants polled all the time (``rest_poll``: OKX option marks, OI, volume)."""
+        poll = getattr(venue.adapter, "rest_poll", None)
+        calls = list(poll(venue.channels)) if poll is not None else []
+        if not calls:
+            return
+        period = float(getattr(venue.adapter, "POLL_S", 15.0))
+        while True:
+            for call in calls:
+                await self.fetch_and_publish(venue.name, call)
+            await asyncio.sleep(period)
+
     async def _rest_cover(self, venue: VenueWiring) -> None:
         """REST keeps funding and mark fresh at start-up and while a market's socket is down or stalled;
         where the venue has a liquidation history (OKX), it backfills at start-up and after every reconnect."""
@@ -489,6 +501,7 @@ class Daemon:
                     tg.create_task(session.run(), name=f"ws:{plan.name}")
                 for venue in self.venues.values():
                     tg.create_task(self._rest_cover(venue), name=f"rest:{venue.name}:cover")
+                    tg.create_task(self._rest_poll(venue), name=f"rest:{venue.name}:poll")
                     tg.create_task(self._instruments_refresher(venue), name=f"rest:{venue.name}:instruments")
                     if venue.open_interest_poll_s:
                         tg.create_task(self._open_interest_poller(venue, venue.open_interest_poll_s),

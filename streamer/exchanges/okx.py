@@ -1061,6 +1061,26 @@ class OkxAdapter:
             calls.append(self.rest_mark_price(inst_type, raw_symbol=raw, ttl_s=5.0))
         return calls
 
+    POLL_S: ClassVar[float] = 15.0
+    """Period of ``rest_poll`` (option marks, OI and volume move slowly; 4 calls per family)."""
+
+    def rest_poll(self, channels: Sequence[str]) -> list[RestCall]:
+        """What the daemon polls every ``POLL_S`` while running, for data no subscribed stream carries.
+
+        With ``options``: per option family that lists options, the option marks, open interest and 24 h volumes
+        (``opt-summary`` lacks them) and the family's index, which values coin-priced options in USD.
+        """
+        if "options" not in channels:
+            return []
+        listed = {self._family.get(i.raw_symbol) for i in self.instruments() if i.kind == "option"}
+        calls: list[RestCall] = []
+        for family in (f for f in self.option_families if f in listed):
+            calls += [self.rest_index_tickers(index_of_family(family), ttl_s=5.0),
+                      self.rest_mark_price("OPTION", inst_family=family, ttl_s=5.0),
+                      self.rest_open_interest_family("OPTION", family, ttl_s=5.0),
+                      self.rest_tickers("OPTION", family, ttl_s=5.0)]
+        return calls
+
     def rest_instruments(self) -> list[RestCall]:
         """Instruments of SWAP, FUTURES and each option family (20 requests / 2 s per instType)."""
         path = "/api/v5/public/instruments"

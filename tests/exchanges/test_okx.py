@@ -690,3 +690,16 @@ def test_okx_rest_garbage_raises_only_frame_error(endpoint, garbage):
     except FrameError:
         return
     _events_are_clean(events)
+
+
+def test_rest_poll_keeps_option_marks_oi_volume_and_index_fresh_for_listed_families_only():
+    a = adapter(OPTIONS)  # BTC-USD options only; ETH-USD is a default family with nothing listed
+    calls = a.rest_poll(["liquidations", "options"])
+    assert [(c.endpoint, c.path, c.params) for c in calls] == [
+        ("index_tickers", "/api/v5/market/index-tickers", {"instId": "BTC-USD"}),
+        ("mark_price", "/api/v5/public/mark-price", {"instType": "OPTION", "instFamily": "BTC-USD"}),
+        ("open_interest", "/api/v5/public/open-interest", {"instType": "OPTION", "instFamily": "BTC-USD"}),
+        ("tickers", "/api/v5/market/tickers", {"instType": "OPTION", "instFamily": "BTC-USD"}),
+    ]
+    assert a.rest_poll(["liquidations", "funding"]) == []
+    assert adapter().rest_poll(["options"]) == []
