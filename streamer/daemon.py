@@ -280,6 +280,7 @@ class Daemon:
             self.readiness,
             {
                 "funding": self.state.funding_snapshot,
+                "options": self.state.options_snapshot,
                 "state": self.state.snapshot,
                 "sessions": self.sessions_snapshot,
                 "alerts": self.engine.snapshot,

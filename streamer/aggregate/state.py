@@ -15,8 +15,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from streamer.aggregate.analytics import OptionChain
 from streamer.aggregate.window import RollingMean, SampleHistory, SumWindow
-from streamer.model import Event, Funding, Liquidation, OpenInterest, Ticker
+from streamer.model import Event, Funding, Liquidation, OpenInterest, OptionTicker, Ticker
 
 __all__ = [
     "FundingBoard",
@@ -530,6 +531,9 @@ class LiveState:
         self.funding = FundingBoard(funding_avg_s)
         self.open_interest = OpenInterestState(oi_horizons_s)
         self.prices = PriceState()
+        self.options: dict[str, OptionChain] = {}
+        """One live option chain per venue (underlying → expiry → strike/kind), for ``options`` and ``iv_extreme``."""
+        self._options_pruned_h = 0
         self.now_ms: int | None = None
         self._by_type: dict[str, int] = {}
         self._unified: dict[tuple[str, str], str] = {}  # (exchange, raw_symbol) -> symbol
@@ -546,8 +550,18 @@ class LiveState:
             self.open_interest.on_event(event)
         elif isinstance(event, OpenInterest):
             self.open_interest.on_event(event)
+        elif isinstance(event, OptionTicker):
+            chain = self.options.get(event.exchange)
+            if chain is None:
+                chain = self.options[event.exchange] = OptionChain(event.exchange)
+            chain.update(event)
+            hour = event.ts // 3_600_000
+            if hour != self._options_pruned_h:  # expired expiries leave once an hour (event time)
+                self._options_pruned_h = hour
+                for c in self.options.values():
+                    c.prune(event.ts)
         else:
-            return  # option tickers (no option state yet) and alerts
+            return  # alerts
         kind = str(type(event).__struct_config__.tag)
         self._by_type[kind] = self._by_type.get(kind, 0) + 1
         if self.now_ms is None or event.ts > self.now_ms:
@@ -566,6 +580,12 @@ class LiveState:
                 rows.setdefault((ev.exchange, ev.symbol), []).append((ev.ts, ev.oi_base, ev.oi_usd))
                 self._unified.setdefault((ev.exchange, ev.raw_symbol), ev.symbol)
         return sum(self.open_interest.seed(ex, sym, r) for (ex, sym), r in rows.items())
+
+    def options_snapshot(self) -> list[dict[str, Any]]:
+        """Per venue and underlying: the chain summary (ATM IV per expiry, skew, PCRs, max pain, OI USD)."""
+        now = self.now_ms if self.now_ms is not None else 0
+        return [msgspec.to_builtins(chain.summary(underlying, now))
+                for _, chain in sorted(self.options.items()) for underlying in chain.underlyings()]
 
     def funding_snapshot(self) -> list[dict[str, Any]]:
         """The funding board alone (``/state/funding``), at ``now_ms``."""
@@ -615,6 +635,7 @@ class LiveState:
             "funding": self.funding.snapshot(now),
             "open_interest": self.open_interest.snapshot(),
             "prices": self.prices.snapshot(),
+            "options": self.options_snapshot(),
         }
 
     def stats(self) -> dict[str, Any]:
@@ -626,4 +647,5 @@ class LiveState:
             "funding": self.funding.stats(),
             "open_interest": self.open_interest.stats(),
             "prices": self.prices.stats(),
+            "options": {exchange: len(chain) for exchange, chain in sorted(self.options.items())},
         }

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from streamer.aggregate.state import LiveState, WindowTotals
-from streamer.model import Funding, Liquidation, OpenInterest, OptionTicker, Ticker
+from streamer.model import Alert, Funding, Liquidation, OpenInterest, OptionTicker, Ticker
 
 T0 = 1_699_999_980_000  # a whole minute
 S = 1000
@@ -274,21 +274,49 @@ def test_events_without_symbol_are_counted_not_aggregated():
     assert state.snapshot()["liquidations"]["by_symbol"] == []
 
 
-def test_option_tickers_and_alerts_are_ignored_for_now():
+def _opt(exchange: str, strike: float, kind: str, ts: int, iv: float, expiry: str = "2026-12-25",
+         delta: float = 0.5, oi: float = 10.0) -> OptionTicker:
+    return OptionTicker(exchange=exchange, symbol=f"BTC-USD-{expiry.replace('-', '')}-{strike:g}-{kind}",
+                        raw_symbol=f"raw-{strike:g}-{kind}", ts=ts, recv_ts=ts, underlying="BTC", expiry=expiry,
+                        strike=strike, kind=kind, mark_iv=iv, delta=delta if kind == "C" else delta - 1.0,
+                        underlying_price=95_000.0, open_interest=oi, volume_24h=1.0)
+
+
+def test_option_tickers_build_one_chain_per_venue_and_a_summary():
     state = LiveState()
-    state.on_event(
-        OptionTicker(
-            exchange="deribit",
-            symbol="BTC-USD-20261225-100000-C",
-            raw_symbol="BTC-25DEC26-100000-C",
-            ts=T0,
-            recv_ts=T0,
-            underlying="BTC",
-            expiry="2026-12-25",
-            strike=100000.0,
-            kind="C",
-        )
-    )
+    # 2026-12-01 00:00 UTC: the 2026-12-25 expiry is live
+    t = 1_796_083_200_000
+    feed(state, [_opt("deribit", 90_000.0, "C", t, 0.50), _opt("deribit", 90_000.0, "P", t, 0.52),
+                 _opt("deribit", 100_000.0, "C", t, 0.56), _opt("deribit", 100_000.0, "P", t, 0.58),
+                 _opt("okx", 90_000.0, "C", t, 0.70)])
+    # an older ticker of a known key is not taken over the newer one
+    state.on_event(_opt("deribit", 90_000.0, "C", t - 1, 0.99))
+    assert state.stats()["options"] == {"deribit": 4, "okx": 1}
+    assert state.stats()["events"] == {"option_ticker": 6}
+    (deribit, okx) = state.options_snapshot()
+    assert (deribit["exchange"], deribit["underlying"], okx["exchange"]) == ("deribit", "BTC", "okx")
+    (expiry,) = deribit["expiries"]
+    assert expiry["expiry"] == "2026-12-25"
+    # ATM at 95 000: half-way between the 90k (0.51 mean) and 100k (0.57 mean) strikes
+    assert expiry["atm_iv"] == pytest.approx(0.54)
+
+
+def test_expired_option_expiries_are_pruned_by_event_time():
+    state = LiveState()
+    t = 1_796_083_200_000  # 2026-12-01
+    state.on_event(_opt("deribit", 90_000.0, "C", t, 0.5, expiry="2026-12-02"))
+    state.on_event(_opt("deribit", 90_000.0, "C", t, 0.5, expiry="2026-12-25"))
+    assert state.stats()["options"] == {"deribit": 2}
+    # two days later (another hour): the 2026-12-02 08:00 UTC expiry is gone
+    state.on_event(_opt("deribit", 100_000.0, "C", t + 2 * 86_400_000, 0.5))
+    assert state.options["deribit"].expiries("BTC") == ["2026-12-25"]
+
+
+def test_alerts_are_ignored():
+    state = LiveState()
+    state.on_event(Alert(id="x", rule="large_liquidation", status="firing", severity="info", exchange=None,
+                         symbol=None, value=1.0, threshold=1.0, window_s=0, started_at=T0, ts=T0, summary="s",
+                         details={}))
     assert state.stats()["events"] == {}
     assert state.now_ms is None
 

@@ -154,3 +154,40 @@ async def test_okx_liquidations_from_socket_replay_and_rest_backfill_are_counted
     keys = [(e.raw_symbol, e.ts, e.side, e.price, e.qty) for e in okx]
     assert len(keys) == len(set(keys))  # every liquidation on the bus once
     assert daemon.dedupe.duplicates > 0  # the replayed push and the REST backfill did repeat some
+
+
+async def test_option_chains_of_deribit_okx_and_bybit_reach_live_state_and_state_options(tmp_path):
+    async with SimServer(seed=3, speed=2.0) as sim:
+        daemon = Daemon(demo_settings(sim.urls, "127.0.0.1", 0, str(tmp_path)), out=io.BytesIO())
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+
+        def full() -> bool:
+            chains = daemon.state.options
+            return all(ex in chains and all(r.open_interest is not None and r.mark_price_usd is not None
+                                            for e in chains[ex].expiries("BTC") for r in chains[ex].rows("BTC", e))
+                       and len(chains[ex]) >= 6 for ex in ("deribit", "okx", "bybit"))
+
+        try:
+            await eventually(full, within_s=25, every_s=0.2)
+            url = f"http://127.0.0.1:{daemon.api.port}/state/options"
+            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+                summaries = await resp.json()
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 10) == 0
+    assert sorted(s["exchange"] for s in summaries) == ["bybit", "deribit", "okx"]
+    for venue in ("deribit", "okx", "bybit"):
+        chain = daemon.state.options[venue]
+        (expiry,) = chain.expiries("BTC")
+        rows = chain.rows("BTC", expiry)
+        for row in rows:
+            # what the venue's book held (IVs fractions, OI base coin: Bybit and Deribit 1 BTC, OKX 0.01)
+            book = sim.market.book(venue).state(row.raw_symbol)
+            assert 0.2 < row.mark_iv < 1.5, (venue, row)
+            assert abs(row.mark_iv - book.mark_iv) < 0.05, (venue, row)
+            size = 0.01 if venue == "okx" else 1.0
+            assert row.open_interest == pytest.approx(book.open_interest * size, rel=0.05), (venue, row)
+        summary = next(s for s in summaries if s["exchange"] == venue)
+        assert summary["expiries"][0]["atm_iv"] is not None
+        assert summary["total_oi_usd"] > 0
