@@ -596,6 +596,9 @@ class Market:
         self.deribit = VenueBook(self, build_deribit_contracts(self.start_ms), DERIBIT_BOOK)
         """Deribit v2 contracts (inverse perpetuals and future, BTC options) and their records."""
         self.books: dict[str, VenueBook] = {"bybit": self.bybit, "okx": self.okx, "deribit": self.deribit}
+        self.bitmex = BitmexBook(self, build_bitmex_contracts(self.start_ms), BITMEX_BOOK)
+        """BitMEX contracts (XBTUSD, XBTUSDT, quanto ETHUSD, a quarterly XBT future) and their records."""
+        self.books["bitmex"] = self.bitmex
         for effect in self.scenario.effects:
             self.schedule(effect)
 
@@ -1942,3 +1945,125 @@ def _plan_orders(
         window += PUSH_WINDOW_MS
     orders.sort(key=lambda o: o.trade_ms)
     return orders
+
+
+# --------------------------------------------------------------------------------------------
+# Venue book: BitMEX
+# --------------------------------------------------------------------------------------------
+
+BITMEX_BOOK = BookRules("bitmex", sample_ms=None, batch_ms=100, rate_decimals=6, history_days=60)
+"""BitMEX: every liquidation order is published (table ``liquidation``, an ``insert`` per order);
+funding is settled every 8 h and published with 6 decimals (``0.000125``)."""
+
+BITMEX_FUNDING_OFFSET_MS = 4 * HOUR_MS
+"""BitMEX perpetuals settle funding at 04:00, 12:00 and 20:00 UTC (``fundingTimestamp``
+``2024-11-25T04:00:00.000Z``, ``2018-08-21T20:00:00.000Z`` in recorded frames), not on 00/08/16."""
+
+BITMEX_FUTURE_EXPIRY_HOUR = 12
+"""BitMEX quarterly futures expire on the last Friday of the quarter at 12:00 UTC."""
+
+BITMEX_MONTH_CODES = "FGHJKMNQUVXZ"
+"""Futures month codes, January to December (``XBTZ26`` = December 2026)."""
+
+BITMEX_LOTS: dict[str, int] = {}
+"""Contracts per book unit (``lotSize``) by BitMEX symbol, filled by ``build_bitmex_contracts``."""
+
+
+def bitmex_future_symbol(root: str, expiry_ms: int) -> str:
+    """``root`` + month code + two-digit year (``XBTZ26``)."""
+    t = time.gmtime(expiry_ms / 1000)
+    return f"{root}{BITMEX_MONTH_CODES[t.tm_mon - 1]}{t.tm_year % 100:02d}"
+
+
+def bitmex_future_expiry_ms(start_ms: int) -> int:
+    """The next quarterly expiry after ``start_ms`` at BitMEX's hour (last Friday, 12:00 UTC)."""
+    return quarterly_expiry_ms(start_ms) + (BITMEX_FUTURE_EXPIRY_HOUR - 8) * HOUR_MS
+
+
+def build_bitmex_contracts(start_ms: int) -> list[Contract]:
+    """BitMEX's universe: ``XBTUSD`` (inverse perpetual, 1 USD contracts, lot 100), ``XBTUSDT``
+    (linear perpetual, 1 contract = 0.000001 XBT, lot 100), ``ETHUSD`` (quanto perpetual settled in
+    XBt, lot 1) and the quarterly inverse ``XBT<M><YY>`` future (lot 100).
+
+    Book quantities (``open_interest``, liquidation ``qty``, volumes) are in LOTS, so every wire
+    quantity is a multiple of ``lotSize``: the venue multiplies by ``BITMEX_LOTS[symbol]``.
+    ``contract_value`` is per lot: 100 USD for the inverse contracts, 0.0001 BTC for ``XBTUSDT``,
+    and for the quanto ``ETHUSD`` (worth 100 XBt × the ETH price in USD, i.e. 1e-6 × ETHUSD XBT) a
+    fixed 1e-6 × the BTC start price in ETH (0.095 ETH): ``value_usd`` of ETHUSD liquidations is
+    therefore exact at the start prices and approximate afterwards. ``base`` is ``BTC`` (the book's
+    indexes follow Binance's ``BTCUSDT``); ``family`` holds BitMEX's root (``XBT``), ``index`` the
+    BitMEX index symbol (``.BXBT``), ``category`` the ``typ`` (``FFWCSX`` perpetual, ``FFCCSX`` future).
+    """
+    btc = _START_PRICE["BTC"]
+    perps: tuple[tuple[str, str, str, bool, float, int, int, int, float, float, float, str], ...] = (
+        # symbol, base, quote, inverse, value per lot, lot, price dec, listing, OI (lots), liq/s, median USD, index
+        ("XBTUSD", "BTC", "USD", True, 100.0, 100, 1, 1_463_140_800_000, 4_100_000.0, 0.04, 8_000.0, ".BXBT"),
+        ("XBTUSDT", "BTC", "USDT", False, 0.0001, 100, 1, 1_636_689_600_000, 600_000.0, 0.02, 5_000.0, ".BXBTT"),
+        ("ETHUSD", "ETH", "USD", False, 1e-6 * btc, 1, 2, 1_531_915_200_000, 400_000.0, 0.02, 4_000.0, ".BETH"),
+    )
+    out: list[Contract] = []
+    for sym, base, quote, inverse, value, lot, pd, listing, oi, liq, median, index in perps:
+        BITMEX_LOTS[sym] = lot
+        out.append(
+            Contract(
+                venue="bitmex", symbol=sym, category="FFWCSX", kind="perpetual", base=base, quote=quote,
+                settle="USDT" if quote == "USDT" else "XBT", inverse=inverse, contract_value=value,
+                price_decimals=pd, qty_decimals=0, funding_interval_h=8, expiry_ms=0, launch_ms=listing,
+                start_oi=oi, liq_rate_per_s=liq, liq_median_usd=median, funding_mean=0.0001, index=index,
+                family="ETH" if base == "ETH" else "XBT", funding_cap=0.0075,
+            )
+        )  # fmt: skip
+    expiry = bitmex_future_expiry_ms(start_ms)
+    future = bitmex_future_symbol("XBT", expiry)
+    BITMEX_LOTS[future] = 100
+    out.append(
+        Contract(
+            venue="bitmex", symbol=future, category="FFCCSX", kind="future", base="BTC", quote="USD", settle="XBT",
+            inverse=True, contract_value=100.0, price_decimals=1, qty_decimals=0, funding_interval_h=0,
+            expiry_ms=expiry, launch_ms=expiry - 182 * DAY_MS, start_oi=300_000.0, liq_rate_per_s=0.005,
+            liq_median_usd=5_000.0, funding_mean=0.0, index=".BXBT", family="XBT",
+        )
+    )  # fmt: skip
+    return out
+
+
+class BitmexBook(VenueBook):
+    """The BitMEX book: a ``VenueBook`` whose perpetuals settle at 04:00/12:00/20:00 UTC
+    (``BITMEX_FUNDING_OFFSET_MS``), both live and in the synthesized history."""
+
+    def _initial_state(self, c: Contract) -> ContractState:
+        st = super()._initial_state(c)
+        if c.perpetual:
+            interval = c.funding_interval_h * HOUR_MS
+            off = BITMEX_FUNDING_OFFSET_MS
+            start = self.market.start_ms
+            st.next_funding_ms = ((start - off) // interval + 1) * interval + off
+            st.last_settled_rate = self._synthetic_rate(c, st.next_funding_ms - interval)
+        return st
+
+    def funding_records(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingRecord]:
+        """As ``VenueBook.funding_records``, on BitMEX's settlement grid (04/12/20 UTC)."""
+        c = self.contracts[symbol]
+        if not c.perpetual:
+            return []
+        interval = c.funding_interval_h * HOUR_MS
+        off = BITMEX_FUNDING_OFFSET_MS
+        lo = max(start_ms, self.market.now_ms - self.rules.history_days * DAY_MS)
+        out: list[FundingRecord] = []
+        ts = -(-(lo - off) // interval) * interval + off
+        while ts <= self.market.start_ms and ts <= end_ms:
+            out.append(FundingRecord(symbol, ts, self._synthetic_rate(c, ts), self.synthetic_mark(symbol, ts)))
+            ts += interval
+        out.extend(r for r in self.funding_history[symbol] if lo <= r.funding_ms <= end_ms)
+        return out
+
+
+__all__ += [
+    "BITMEX_BOOK",
+    "BITMEX_FUNDING_OFFSET_MS",
+    "BITMEX_LOTS",
+    "BitmexBook",
+    "bitmex_future_expiry_ms",
+    "bitmex_future_symbol",
+    "build_bitmex_contracts",
+]

@@ -12,8 +12,9 @@ Socket-level times (ping interval, pong timeout, connection lifetime: ``BinanceC
 cuts: ``BybitConfig``, ``OkxConfig``) are wall-clock seconds.
 
 Venues: Binance USDⓈ-M and COIN-M (``venues/binance.py``), Bybit v5 (``venues/bybit.py``) and
-OKX v5 (``venues/okx.py``) and Deribit v2 (``venues/deribit.py``), each under its own prefix
-(``/binance/um``, ``/binance/cm``, ``/bybit``, ``/okx``, ``/deribit``) with the exchange's own paths below it.
+OKX v5 (``venues/okx.py``) and Deribit v2 (``venues/deribit.py``) and BitMEX (``venues/bitmex.py``), each
+under its own prefix (``/binance/um``, ``/binance/cm``, ``/bybit``, ``/okx``, ``/deribit``, ``/bitmex``) with
+the exchange's own paths below it.
 
 ``main(argv)`` is ``streamer sim``: it prints ``name url`` lines and serves until Ctrl-C or
 SIGTERM, then exits 0.
@@ -38,6 +39,7 @@ from streamer.sim.faults import FaultPlan
 from streamer.sim.market import SCENARIOS, Clock, Market, Scenario
 from streamer.sim.venues import Venue
 from streamer.sim.venues.binance import BinanceConfig, BinanceVenue
+from streamer.sim.venues.bitmex import BitmexConfig, BitmexVenue
 from streamer.sim.venues.bybit import BybitConfig, BybitVenue
 from streamer.sim.venues.deribit import DeribitConfig, DeribitVenue
 from streamer.sim.venues.okx import OkxConfig, OkxVenue
@@ -82,13 +84,15 @@ class SimServer:
         bybit: documented Bybit limits and timers (``BybitConfig``).
         okx: documented OKX limits, timers and cadences (``OkxConfig``).
         deribit: Deribit heartbeat rules and trade flow (``DeribitConfig``).
+        bitmex: BitMEX cadences and limits (``BitmexConfig``).
 
     Attributes ``market`` and ``faults`` are live; ``urls`` is filled by ``start``. Its keys:
     ``binance_um_rest``, ``binance_um_ws``, ``binance_um_ws_public``, ``binance_um_ws_legacy``,
     ``binance_cm_rest``, ``binance_cm_ws``; ``bybit_rest``, ``bybit_ws`` (the base of the three
     public endpoints), ``bybit_ws_linear``, ``bybit_ws_inverse``, ``bybit_ws_option``;
     ``okx_rest``, ``okx_ws`` (the ``/ws/v5`` base), ``okx_ws_public``; ``deribit_rest`` (the base of
-    ``/api/v2/public/<method>``), ``deribit_ws`` (``/deribit/ws/api/v2``).
+    ``/api/v2/public/<method>``), ``deribit_ws`` (``/deribit/ws/api/v2``);
+    ``bitmex_rest`` (the base of ``/api/v1/<path>``), ``bitmex_ws`` (``/bitmex/realtime``).
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class SimServer:
         bybit: BybitConfig | None = None,
         okx: OkxConfig | None = None,
         deribit: DeribitConfig | None = None,
+        bitmex: BitmexConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -117,7 +122,8 @@ class SimServer:
         self.bybit = BybitVenue(self.market, self.faults, bybit)
         self.okx = OkxVenue(self.market, self.faults, okx)
         self.deribit = DeribitVenue(self.market, self.faults, deribit)
-        self.venues: list[Venue] = [self.binance, self.bybit, self.okx, self.deribit]
+        self.bitmex = BitmexVenue(self.market, self.faults, bitmex)
+        self.venues: list[Venue] = [self.binance, self.bybit, self.okx, self.deribit, self.bitmex]
         self.urls: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self._driver: asyncio.Task[None] | None = None
@@ -212,6 +218,10 @@ def ccxt_api_urls(urls: dict[str, str], exchange: str) -> dict[str, Any]:
         return {**{key: rest for key in ("spot", "futures", "v2", "public", "private")}, "ws": {"public": public}}
     if exchange == "okx":
         return {"rest": urls["okx_rest"], "ws": urls["okx_ws"]}
+    if exchange == "deribit":
+        return {"rest": urls["deribit_rest"], "ws": urls["deribit_ws"]}
+    if exchange == "bitmex":  # ccxt requests urls['api'][public|private] + '/api/v1/<path>'
+        return {"public": urls["bitmex_rest"], "private": urls["bitmex_rest"], "ws": urls["bitmex_ws"]}
     raise ValueError(f"no ccxt URL map for {exchange!r}; choose bybit or okx")
 
 

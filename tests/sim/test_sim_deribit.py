@@ -65,6 +65,8 @@ async def test_urls_and_subscribe_result(sim: SimServer) -> None:
         assert "result" not in err
         raw = await rpc(ws, 3, "public/subscribe", {"channels": ["ticker.BTC-PERPETUAL.raw"]})
         assert raw["error"]["code"] == 13778
+        kinds = ["trades.option.BTC.100ms", "trades.any.any.agg2", "trades.future.USDC.100ms", "trades.perp.BTC.100ms"]
+        assert (await rpc(ws, 4, "public/subscribe", {"channels": kinds}))["result"] == kinds[:3]
 
 
 async def test_perpetual_ticker_units(sim: SimServer) -> None:
@@ -80,12 +82,15 @@ async def test_perpetual_ticker_units(sim: SimServer) -> None:
         assert isinstance(data[key], (int, float)), key
     assert isinstance(data["timestamp"], int)
     assert data["best_bid_price"] < data["best_ask_price"]
+    for key in ("best_bid_price", "best_ask_price", "last_price", "min_price", "max_price"):
+        assert data[key] % 0.5 == 0, key  # tick 0.5
+    assert data["mark_price"] == round(data["mark_price"], 2)
     st = sim.market.deribit.state("BTC-PERPETUAL")
     # inverse: open interest in USD = contracts × 10 USD
     assert data["open_interest"] == pytest.approx(st.open_interest * 10, rel=0.01)
     assert data["open_interest"] > 1e8
     assert abs(data["funding_8h"]) < 0.01
-    assert {"volume", "volume_usd", "high", "low", "price_change"} <= data["stats"].keys()
+    assert {"volume", "volume_usd", "volume_notional", "high", "low", "price_change"} <= data["stats"].keys()
     assert data["stats"]["volume_usd"] > data["stats"]["volume"] * 1000  # coin vs USD
 
 
@@ -101,6 +106,9 @@ async def test_option_ticker_iv_percent_and_greeks(sim: SimServer) -> None:
     assert data["underlying_price"] > 10_000
     assert "underlying_index" in data
     assert "funding_8h" not in data
+    assert "volume_notional" not in data["stats"]
+    tick = 0.0005 if data["best_ask_price"] > 0.005 else 0.0001
+    assert round(data["best_ask_price"] / tick, 6) == round(data["best_ask_price"] / tick)
 
 
 async def test_heartbeat_answered_keeps_connection() -> None:
@@ -179,6 +187,23 @@ async def test_rest_envelopes(sim: SimServer) -> None:
         assert perp["instrument_type"] == "reversed"
         assert perp["contract_size"] == 10
         assert perp["settlement_period"] == "perpetual"
+        assert (perp["tick_size"], perp["min_trade_amount"], perp["maker_commission"]) == (0.5, 10, 0.0)
+        assert perp["tick_size_steps"] == []
+        async with http.get(f"{base}/get_instruments", params={"currency": "BTC", "kind": "option"}) as r:
+            opt = (await r.json())["result"][0]
+        assert (opt["instrument_type"], opt["contract_size"], opt["quote_currency"]) == ("reversed", 1, "BTC")
+        assert (opt["tick_size"], opt["tick_size_steps"]) == (0.0001, [{"above_price": 0.005, "tick_size": 0.0005}])
+        assert opt["option_type"] in ("call", "put")
+        assert "future_type" not in opt
+        async with http.get(f"{base}/get_instruments", params={"currency": "ETH"}) as r:
+            eth = (await r.json())["result"]
+        assert [(i["instrument_name"], i["tick_size"], i["contract_size"]) for i in eth] == [("ETH-PERPETUAL", 0.05, 1)]
+        async with http.get(f"{base}/get_currencies") as r:
+            assert [c["currency"] for c in (await r.json())["result"]] == ["BTC", "ETH"]
+        async with http.get(f"{base}/get_book_summary_by_instrument", params={"instrument_name": "BTC-PERPETUAL"}) as r:
+            [summary] = (await r.json())["result"]
+        assert summary["instrument_name"] == "BTC-PERPETUAL"
+        assert summary["open_interest"] > 1e8
 
         async with http.get(f"{base}/ticker", params={"instrument_name": "ETH-PERPETUAL"}) as r:
             assert (await r.json())["result"]["instrument_name"] == "ETH-PERPETUAL"
@@ -199,8 +224,24 @@ async def test_rest_envelopes(sim: SimServer) -> None:
         assert 7 <= len(rows) <= 9
         for row in rows:
             assert row["timestamp"] % 3_600_000 == 0
-            assert row["interest_8h"] == pytest.approx(8 * row["interest_1h"])
             assert {"index_price", "prev_index_price"} <= row.keys()
+        # interest_8h: the funding of the 8 hours up to the row (the documented example), not 8 × interest_1h
+        params["start_timestamp"] = now - 24 * 3_600_000
+        async with http.get(f"{base}/get_funding_rate_history", params=params) as r:
+            day = (await r.json())["result"]
+        for i in range(8, len(day)):
+            assert day[i]["interest_8h"] == pytest.approx(sum(d["interest_1h"] for d in day[i - 7 : i + 1]), abs=1e-12)
+            assert day[i]["prev_index_price"] == day[i - 1]["index_price"]
+        last = day[-1]["timestamp"]
+        value = {"instrument_name": "BTC-PERPETUAL", "start_timestamp": last - 8 * 3_600_000, "end_timestamp": last}
+        async with http.get(f"{base}/get_funding_rate_value", params=value) as r:
+            assert (await r.json())["result"] == day[-1]["interest_8h"]
+        async with http.get(f"{base}/ticker", params={"instrument_name": "BTC-PERPETUAL"}) as r:
+            tick = (await r.json())["result"]
+        trailing = {**value, "start_timestamp": tick["timestamp"] - 8 * 3_600_000, "end_timestamp": tick["timestamp"]}
+        async with http.get(f"{base}/get_funding_rate_value", params=trailing) as r:
+            # the clock runs on between the two reads; the hour in progress accrues the rate of the read
+            assert tick["funding_8h"] == pytest.approx((await r.json())["result"], rel=1e-3, abs=1e-9)
 
         await asyncio.sleep(0.5)
         params = {"currency": "BTC", "kind": "future", "count": 5}
@@ -210,6 +251,11 @@ async def test_rest_envelopes(sim: SimServer) -> None:
         assert isinstance(result["has_more"], bool)
         stamps = [t["timestamp"] for t in result["trades"]]
         assert stamps == sorted(stamps, reverse=True)
+        assert all(t["trade_id"].isdigit() and t["price"] % 0.5 == 0 for t in result["trades"])
+        async with http.get(f"{base}/get_last_trades_by_currency", params={**params, "currency": "ETH"}) as r:
+            eth_trades = (await r.json())["result"]["trades"]
+        assert eth_trades
+        assert all(t["trade_id"].startswith("ETH-") for t in eth_trades)
 
         async with http.get(f"{base}/no_such_method") as r:
             assert (await r.json())["error"]["code"] == -32601

@@ -29,6 +29,48 @@ Channels (notifications ``{"jsonrpc":"2.0","method":"subscription","params":{"ch
   ``data`` an array of trades; ``amount`` USD for inverse contracts, ``direction`` the taker side;
   liquidation trades carry ``liquidation`` ``T`` (taker liquidated: direction = the liquidated
   order's side), ``M`` (maker liquidated: direction opposite) or ``MT`` (both).
+
+Checked against Deribit's documentation (docs.deribit.com, mirrored as markdown in
+rosssaunders/coincise ``docs/deribit/``; its examples on deribit.mintlify.app) and real-shaped frames
+kept by other clients (nautechsystems/nautilus_trader ``crates/adapters/deribit/test_data``). Fixes:
+
+1. ``get_funding_rate_history`` ``interest_8h`` is the funding of the 8 hours up to the row (the sum of
+   their ``interest_1h``), not 8 × ``interest_1h``: the documented example has interest_8h
+   -0.0000923 next to interest_1h -0.00000047, and successive rows move by the hour that enters minus
+   the one that leaves (deribit.mintlify.app public-get_funding_rate_history). The ticker's ``funding_8h``
+   is the same trailing-8 h funding, so both agree with ``get_funding_rate_value`` (below).
+2. ``public/get_funding_rate_value`` added ("interest rate value for requested period", result a bare
+   number; coincise get_funding_rate_value.md): the funding accrued over ``(start, end]``.
+3. ``public/get_currencies``, ``public/get_instrument`` and ``public/get_book_summary_by_instrument``
+   added (coincise get_currencies.md, get_instrument, get_book_summary_by_instrument.md; what ccxt's
+   loadMarkets, fetchOpenInterest and fetchOption call).
+4. ``get_instruments``: coin-settled options are ``instrument_type`` ``reversed`` like the inverse
+   futures (nautilus ``http_get_instruments.json``; gocryptotrader's recorded ETH option rows);
+   ``tick_size`` 0.5 for BTC perpetual/futures and 0.05 for ETH-PERPETUAL (nautilus fixture; ETH quotes
+   3107.2/3107.25 in recorded ``quote`` frames), 0.0001 for options with ``tick_size_steps``
+   ``[{"above_price":0.005,"tick_size":0.0005}]``; futures ``maker_commission`` 0.0,
+   ``max_liquidation_commission``, ``tick_size_steps`` ``[]``, ``max_leverage`` and ``future_type`` on
+   futures only, ``block_trade_tick_size`` 0.01/0.0001 (nautilus fixture).
+5. Published order-book, trade and 24 h high/low prices lie on that tick grid (bids down, asks up);
+   ``mark_price`` of futures has 2 decimals, off the grid, as in recorded tickers (nautilus
+   ``ws_ticker.json``: tick 0.5, mark 92281.78).
+6. ``trade_id`` is unique per currency: a number for BTC, ``ETH-<n>`` for ETH ("Number for BTC trades,
+   or hyphen name in ex. "ETH-15"", coincise get_last_trades_by_currency.md ``start_id``; nautilus
+   ``http_get_last_trades.json``).
+7. ``trades.<kind>.<currency>.<interval>`` accepts every documented kind (future, option, spot,
+   future_combo, option_combo, combo, any) and currency (BTC, ETH, USDC, USDT, EURR, any) and filters
+   rows by kind (dr:sub); before, ``option`` and the stablecoin currencies were silently dropped.
+8. ``stats.volume_notional`` / summary ``volume_notional`` only for futures ("futures and spots only",
+   coincise get_book_summary_by_currency.md); an option with no bid sends ``best_bid_amount`` 0 too.
+
+Checked and unchanged: the JSON-RPC envelope (``usIn``/``usOut``/``usDiff``/``testnet``) and error object
+(coincise response_formats.md, error_codes.md: 13020 not_found, 13778, -32602 with ``data``), the
+subscribe result (array of channels), ``heartbeat``/``test_request`` and ``public/test``
+(post_set_heartbeat.md), ticker fields and units (get_ticker.md: ``open_interest`` USD for perpetual and
+inverse futures, base coin for options; ``price_change`` percent; greeks; IV in percent, e.g.
+``"mark_iv":132.26`` in recorded option tickers), trade rows (get_last_trades_by_currency.md: ``amount``
+USD for perpetual/inverse futures, ``contracts``, ``direction``, ``liquidation`` M/T/MT, ``tick_direction``
+0-3) and ``get_last_trades_by_currency`` ``{"trades","has_more"}``.
 """
 
 from __future__ import annotations
@@ -60,6 +102,10 @@ WS_KEY = f"{NAME}.ws"
 REST_KEY = f"{NAME}.rest"
 INTERVALS = {"100ms": 100, "agg2": 2_000}
 CURRENCIES = ("BTC", "ETH")
+OTHER_CURRENCIES = ("USDC", "USDT", "EURR")
+"""Currencies Deribit accepts in ``currency`` params and ``trades.<kind>.<currency>`` channels; the sim
+lists no instrument of theirs."""
+TRADE_KINDS = ("future", "option", "spot", "future_combo", "option_combo", "combo", "any")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +148,42 @@ def _settlement_period(c: Contract) -> str:
     return "perpetual" if c.perpetual else "month"
 
 
+_TICKS = {"BTC": 0.5, "ETH": 0.05}
+"""Price tick of the inverse perpetuals and futures per base coin (BTC-PERPETUAL 0.5 USD, ETH-PERPETUAL
+0.05 USD), coarser than the book's decimal grid: the venue puts every published order-book and trade
+price on it."""
+OPTION_TICK = 0.0001
+OPTION_STEPS: tuple[tuple[float, float], ...] = ((0.005, 0.0005),)
+"""Coin-settled options: 0.0001 BTC, 0.0005 BTC above 0.005 BTC (``tick_size_steps``)."""
+
+
+def tick_size(c: Contract) -> float:
+    """The ``tick_size`` of ``c`` (the lowest step for options; see ``OPTION_STEPS``)."""
+    return OPTION_TICK if c.option else _TICKS.get(c.base, c.tick)
+
+
+def on_tick(c: Contract, price: float, how: str = "near") -> float:
+    """``price`` on ``c``'s tick grid: ``down`` for bids, ``up`` for asks, else the nearest."""
+    tick = tick_size(c)
+    if c.option:
+        for above, step in OPTION_STEPS:
+            if price > above:
+                tick = step
+    n = price / tick
+    k = math.floor(n + 1e-9) if how == "down" else math.ceil(n - 1e-9) if how == "up" else round(n)
+    return round(k * tick, 8)
+
+
 def instrument_row(c: Contract) -> Json:
-    """One ``get_instruments`` row (dr:inst): ``instrument_type`` ``reversed`` for inverse contracts,
-    ``contract_size`` USD (inverse) or coin (options), ``min_trade_amount`` in ``amount`` units."""
+    """One ``get_instruments`` row (dr:inst): ``instrument_type`` ``reversed`` for coin-settled
+    contracts (inverse perpetuals/futures AND BTC options), ``contract_size`` USD (inverse) or coin
+    (options), ``min_trade_amount`` in ``amount`` units."""
     option = c.option
     row: Json = {
         "instrument_name": c.symbol,
         "instrument_id": zlib.crc32(c.symbol.encode()) % 1_000_000,
         "kind": "option" if option else "future",
-        "instrument_type": "reversed" if c.inverse else "linear",
+        "instrument_type": "reversed" if c.settle == c.base else "linear",
         "base_currency": c.base,
         "quote_currency": c.base if option else "USD",
         "counter_currency": "USD",
@@ -118,25 +191,26 @@ def instrument_row(c: Contract) -> Json:
         "price_index": c.index,
         "contract_size": int(c.contract_value) if c.contract_value >= 1 else c.contract_value,
         "min_trade_amount": c.contract_value if c.inverse else c.step,
-        "tick_size": c.tick,
-        "maker_commission": 0.0003 if option else -0.0001,
+        "tick_size": tick_size(c),
+        "tick_size_steps": [{"above_price": a, "tick_size": t} for a, t in OPTION_STEPS] if option else [],
+        "maker_commission": 0.0003 if option else 0.0,
         "taker_commission": 0.0003 if option else 0.0005,
+        "max_liquidation_commission": 0.0075,
         "settlement_period": _settlement_period(c),
         "expiration_timestamp": c.expiry_ms or 32_503_708_800_000,
         "creation_timestamp": c.launch_ms,
         "is_active": True,
         "rfq": False,
-        "block_trade_commission": 0.0003,
+        "block_trade_commission": 0.00025,
         "block_trade_min_trade_amount": 25 if option else 200_000,
-        "block_trade_tick_size": c.tick,
+        "block_trade_tick_size": 0.0001 if option else 0.01,
     }
-    if c.perpetual:
+    if not option:
         row["max_leverage"] = 50
-    if option:
+        row["future_type"] = "reversed" if c.inverse else "linear"
+    else:
         row["strike"] = c.strike
         row["option_type"] = "call" if c.option_type == "C" else "put"
-    else:
-        row["future_type"] = "reversed" if c.inverse else "linear"
     return row
 
 
@@ -145,8 +219,36 @@ def _current_funding(st: ContractState) -> float:
     return round(max(0.0005, premium) + min(-0.0005, premium), 8)
 
 
+HOUR_MS = 3_600_000
+
+
+def funding_between(book: VenueBook, c: Contract, start_ms: int, end_ms: int) -> float:
+    """Funding accrued by perpetual ``c`` over ``(start_ms, end_ms]`` (capped at market time): each hourly
+    record (``interest_1h``) covers the hour before its timestamp, pro rata where the window cuts it; the
+    hour in progress accrues the current hourly rate. What ``get_funding_rate_value`` answers; the ticker's
+    ``funding_8h`` and the history's ``interest_8h`` are it over the trailing 8 h."""
+    now = book.market.now_ms
+    end = min(end_ms, now)
+    if end <= start_ms:
+        return 0.0
+    total = 0.0
+    last = None
+    for rec in book.funding_records(c.symbol, start_ms, end + HOUR_MS):
+        if rec.funding_ms > now:
+            break
+        last = rec.funding_ms
+        overlap = min(rec.funding_ms, end) - max(rec.funding_ms - HOUR_MS, start_ms)
+        if overlap > 0:
+            total += rec.rate * overlap / HOUR_MS
+    accrue_from = max(start_ms, last if last is not None else now - now % HOUR_MS)
+    if end > accrue_from:
+        total += book.state(c.symbol).funding_rate * (end - accrue_from) / HOUR_MS
+    return round(total, 12)
+
+
 def ticker_row(book: VenueBook, c: Contract, now_ms: int) -> Json:
-    """``ticker`` data (dr:tick): JSON numbers, ``timestamp`` int ms; OI USD for inverse contracts."""
+    """``ticker`` data (dr:tick): JSON numbers, ``timestamp`` int ms; OI USD for inverse contracts;
+    order-book and trade prices on the instrument's tick grid."""
     st = book.state(c.symbol)
     idx = book.indexes[c.index]
     size = c.contract_value
@@ -155,36 +257,39 @@ def ticker_row(book: VenueBook, c: Contract, now_ms: int) -> Json:
     else:
         oi = st.open_interest * size
         volume, volume_usd = st.turnover_24h, st.volume_24h * size
-    mark = c.round_price(st.mark_price) if not c.option else round(st.mark_price, 8)
+    mark = round(st.mark_price, 8) if c.option else round(st.mark_price, 2)
     band = 0.05 if not c.option else 0.5
+    bid = on_tick(c, st.bid_price, "down") if st.bid_price else 0.0
+    stats: Json = {
+        "high": on_tick(c, st.high_24h),
+        "low": on_tick(c, st.low_24h),
+        "volume": round(volume, 4),
+        "volume_usd": round(volume_usd, 2),
+        "price_change": round((st.last_price / st.open_24h - 1) * 100, 4) if st.open_24h else None,
+    }
+    if not c.option:
+        stats["volume_notional"] = round(volume_usd, 2)
     row: Json = {
         "instrument_name": c.symbol,
         "state": "open",
         "timestamp": now_ms,
-        "best_bid_price": st.bid_price,
-        "best_bid_amount": st.bid_qty * size if c.inverse else st.bid_qty,
-        "best_ask_price": st.ask_price,
+        "best_bid_price": bid,
+        "best_bid_amount": (st.bid_qty * size if c.inverse else st.bid_qty) if bid else 0.0,
+        "best_ask_price": on_tick(c, st.ask_price, "up"),
         "best_ask_amount": st.ask_qty * size if c.inverse else st.ask_qty,
-        "last_price": st.last_price,
+        "last_price": on_tick(c, st.last_price),
         "mark_price": mark,
         "index_price": round(idx.price, 2),
-        "min_price": c.round_price(mark * (1 - band)),
-        "max_price": c.round_price(mark * (1 + band)),
-        "settlement_price": c.round_price(st.open_24h) if not c.option else round(st.open_24h, 4),
+        "min_price": on_tick(c, mark * (1 - band), "up"),
+        "max_price": on_tick(c, mark * (1 + band), "down"),
+        "settlement_price": round(st.open_24h, 2) if not c.option else round(st.open_24h, 8),
         "estimated_delivery_price": round(idx.price, 2),
         "open_interest": round(oi, 1),
-        "stats": {
-            "high": st.high_24h,
-            "low": st.low_24h,
-            "volume": round(volume, 4),
-            "volume_usd": round(volume_usd, 2),
-            "volume_notional": round(volume_usd, 2),
-            "price_change": round((st.last_price / st.open_24h - 1) * 100, 4) if st.open_24h else None,
-        },
+        "stats": stats,
     }
     if c.perpetual:
         row["current_funding"] = _current_funding(st)
-        row["funding_8h"] = round(8 * st.funding_rate, 8)
+        row["funding_8h"] = funding_between(book, c, now_ms - 8 * HOUR_MS, now_ms)
         row["interest_value"] = round(8 * st.funding_rate * 3, 8)
     if c.option:
         row.update(
@@ -225,10 +330,11 @@ def summary_row(book: VenueBook, c: Contract, now_ms: int) -> Json:
         "open_interest": t["open_interest"],
         "volume": t["stats"]["volume"],
         "volume_usd": t["stats"]["volume_usd"],
-        "volume_notional": t["stats"]["volume_notional"],
         "price_change": t["stats"]["price_change"],
         "estimated_delivery_price": t["estimated_delivery_price"],
     }
+    if not c.option:
+        row["volume_notional"] = t["stats"]["volume_notional"]
     if c.perpetual:
         row["current_funding"] = t["current_funding"]
         row["funding_8h"] = t["funding_8h"]
@@ -238,6 +344,20 @@ def summary_row(book: VenueBook, c: Contract, now_ms: int) -> Json:
             interest_rate=0.0,
         )  # fmt: skip
     return row
+
+
+_CURRENCY_NAMES = {"BTC": ("Bitcoin", 8, 0.0001), "ETH": ("Ethereum", 8, 0.0006)}
+
+
+def _currency_row(cur: str) -> Json:
+    """A ``get_currencies`` row (dr:cur)."""
+    name, decimals, fee = _CURRENCY_NAMES[cur]
+    return {
+        "currency": cur, "currency_long": name,
+        "decimals": decimals, "fee_precision": 4, "min_confirmations": 1, "min_withdrawal_fee": fee,
+        "withdrawal_fee": fee, "withdrawal_priorities": [], "in_cross_collateral_pool": True,
+        "network_currency": cur, "network_fee": fee,
+    }  # fmt: skip
 
 
 def liquidation_flag(seed: int, liq: VenueLiquidation) -> str:
@@ -275,7 +395,7 @@ class DeribitVenue:
         self.stats: Counter[str] = Counter()
         self._cursor = len(self.book.pushed)
         self._rng = random.Random(f"{market.seed}:deribit:trades")
-        self._trade_id = 310_000_000
+        self._trade_id: Counter[str] = Counter({cur: 310_000_000 for cur in CURRENCIES})
         self._trade_seq: Counter[str] = Counter()
         self.trades: dict[str, deque[Json]] = {cur: deque(maxlen=self.config.trades_kept) for cur in CURRENCIES}
         """Recent trades per currency (futures and perpetuals), oldest first: what REST serves."""
@@ -283,8 +403,13 @@ class DeribitVenue:
             "public/get_instruments": self._get_instruments,
             "public/ticker": self._ticker,
             "public/get_book_summary_by_currency": self._book_summary,
+            "public/get_book_summary_by_instrument": self._book_summary_instrument,
+            "public/get_instrument": lambda p: instrument_row(self._contract(p)),
+            "public/get_currencies": lambda _p: [_currency_row(cur) for cur in CURRENCIES],
             "public/get_funding_rate_history": self._funding_history,
+            "public/get_funding_rate_value": self._funding_value,
             "public/get_last_trades_by_currency": self._last_trades,
+            "public/get_last_trades_by_instrument": self._last_trades_instrument,
             "public/get_time": lambda _p: self.market.now_ms,
             "public/test": lambda _p: {"version": "1.2.26"},
         }
@@ -321,7 +446,7 @@ class DeribitVenue:
             for c in self.book.contracts.values()
             if not c.option and self._rng.random() < prob
         )
-        new.sort(key=lambda r: (r["timestamp"], r["trade_id"]))
+        new.sort(key=lambda r: r["timestamp"])  # stable: creation order among equal times
         for row in new:
             self.trades[self._currency(row["instrument_name"])].append(row)
         if not self.connections:
@@ -346,12 +471,15 @@ class DeribitVenue:
     def _matches(self, parts: list[str], row: Json) -> bool:
         if len(parts) == 3:
             return bool(row["instrument_name"] == parts[1])
-        return parts[2] in ("any", self._currency(row["instrument_name"]))
+        kind = "option" if self.book.contracts[row["instrument_name"]].option else "future"
+        return parts[1] in ("any", kind) and parts[2] in ("any", self._currency(row["instrument_name"]))
 
     def _next_id(self, c: Contract) -> tuple[str, int]:
-        self._trade_id += 1
+        """``trade_id`` is unique per currency: a number for BTC, ``ETH-<n>`` for ETH (dr:tr)."""
+        self._trade_id[c.base] += 1
         self._trade_seq[c.symbol] += 1
-        return str(self._trade_id), self._trade_seq[c.symbol]
+        n = self._trade_id[c.base]
+        return (str(n) if c.base == "BTC" else f"{c.base}-{n}"), self._trade_seq[c.symbol]
 
     def _liquidation_trade(self, liq: VenueLiquidation) -> Json:
         c = self.book.contracts[liq.symbol]
@@ -363,7 +491,7 @@ class DeribitVenue:
         return {
             "trade_seq": seq, "trade_id": trade_id, "timestamp": liq.trade_ms,
             "tick_direction": 0 if side == "buy" else 2,
-            "price": liq.price, "mark_price": c.round_price(st.mark_price), "instrument_name": c.symbol,
+            "price": on_tick(c, liq.price), "mark_price": round(st.mark_price, 2), "instrument_name": c.symbol,
             "index_price": round(st.index_price, 2), "direction": direction,
             "amount": liq.qty * c.contract_value if c.inverse else liq.qty, "contracts": liq.qty, "liquidation": flag,
         }  # fmt: skip
@@ -377,7 +505,8 @@ class DeribitVenue:
         return {
             "trade_seq": seq, "trade_id": trade_id, "timestamp": now_ms - rng.randrange(0, 100),
             "tick_direction": 0 if direction == "buy" else 2,
-            "price": st.ask_price if direction == "buy" else st.bid_price, "mark_price": c.round_price(st.mark_price),
+            "price": on_tick(c, st.ask_price, "up") if direction == "buy" else on_tick(c, st.bid_price, "down"),
+            "mark_price": round(st.mark_price, 2),
             "instrument_name": c.symbol, "index_price": round(st.index_price, 2), "direction": direction,
             "amount": contracts * c.contract_value, "contracts": contracts,
         }  # fmt: skip
@@ -415,7 +544,7 @@ class DeribitVenue:
         cur = params.get("currency")
         if not cur:
             raise _invalid("currency")
-        if cur not in (*CURRENCIES, "USDC", "USDT", "EURR", "any"):
+        if cur not in (*CURRENCIES, *OTHER_CURRENCIES, "any"):
             raise _invalid("currency", "wrong format")
         return str(cur)
 
@@ -440,26 +569,51 @@ class DeribitVenue:
         now = self.market.now_ms
         return [summary_row(self.book, c, now) for c in self._selected(params)]
 
-    def _funding_history(self, params: Json) -> list[Json]:
+    def _book_summary_instrument(self, params: Json) -> list[Json]:
+        """``get_book_summary_by_instrument``: the same row, in a one-element array."""
+        return [summary_row(self.book, self._contract(params), self.market.now_ms)]
+
+    def _window(self, params: Json) -> tuple[int, int]:
+        try:
+            return int(params["start_timestamp"]), int(params["end_timestamp"])
+        except KeyError as exc:
+            raise _invalid(str(exc.args[0])) from None
+        except (TypeError, ValueError):
+            raise _invalid("start_timestamp", "wrong format") from None
+
+    def _perpetual(self, params: Json) -> Contract:
         c = self._contract(params)
         if not c.perpetual:
             raise _invalid("instrument_name", "not a perpetual")
-        try:
-            start, end = int(params["start_timestamp"]), int(params["end_timestamp"])
-        except KeyError as exc:
-            raise _invalid(str(exc.args[0])) from None
-        except ValueError:
-            raise _invalid("start_timestamp", "wrong format") from None
+        return c
+
+    def _funding_value(self, params: Json) -> float:
+        """``get_funding_rate_value``: the funding accrued over the window (a bare number)."""
+        c = self._perpetual(params)
+        start, end = self._window(params)
+        return funding_between(self.book, c, start, end)
+
+    def _funding_history(self, params: Json) -> list[Json]:
+        """Hourly rows (dr:fh): ``interest_1h`` the hour's funding, ``interest_8h`` the funding of the
+        8 hours up to the row (their sum, as the documented example shows: interest_8h ≠ 8 × interest_1h),
+        ``index_price`` then and ``prev_index_price`` an hour earlier."""
+        c = self._perpetual(params)
+        start, end = self._window(params)
         rows: list[Json] = []
         prev_index: float | None = None
-        for rec in self.book.funding_records(c.symbol, start - 3_600_000, end):
+        window: deque[float] = deque(maxlen=8)
+        for rec in self.book.funding_records(c.symbol, start - 8 * HOUR_MS, end):
+            if rec.funding_ms > self.market.now_ms:
+                break
             index = round(rec.mark_price, 2)  # the book records the mark; close to the index for a perp
+            window.append(rec.rate)
             if rec.funding_ms >= start:
                 rows.append(
                     {
                         "timestamp": rec.funding_ms, "index_price": index,
                         "prev_index_price": prev_index if prev_index is not None else index,
-                        "interest_1h": rec.rate, "interest_8h": round(rec.rate * 8, 8),
+                        "interest_8h": round(sum(window), 12),
+                        "interest_1h": rec.rate,
                     }
                 )  # fmt: skip
             prev_index = index
@@ -478,12 +632,23 @@ class DeribitVenue:
         if kind in ("future", "any"):
             for c in CURRENCIES if cur == "any" else (cur,):
                 rows.extend(self.trades.get(c, ()))
-        rows.sort(key=lambda r: (r["timestamp"], int(r["trade_id"])))
+        rows.sort(key=lambda r: r["timestamp"])  # stable: each currency's rows stay in trade order
         newest_first = params.get("sorting", "desc") != "asc"
         picked = rows[-count:]
         if newest_first:
             picked = picked[::-1]
         return {"trades": picked, "has_more": len(rows) > count}
+
+    def _last_trades_instrument(self, params: Json) -> Json:
+        """``get_last_trades_by_instrument``: the same rows, one instrument's (options: none)."""
+        c = self._contract(params)
+        picked = self._last_trades({**params, "currency": c.base, "kind": "future", "count": "1000"})
+        rows = [r for r in picked["trades"] if r["instrument_name"] == c.symbol]
+        try:
+            count = int(params.get("count", 10))
+        except ValueError:
+            raise _invalid("count", "wrong format") from None
+        return {"trades": rows[:count], "has_more": len(rows) > count}
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -593,7 +758,7 @@ class DeribitVenue:
         if parts[0] == "trades" and len(parts) == 3:
             return parts[1] in self.book.contracts and not self.book.contracts[parts[1]].option
         if parts[0] == "trades" and len(parts) == 4:
-            return parts[1] in ("future", "any") and parts[2] in (*CURRENCIES, "any")
+            return parts[1] in TRADE_KINDS and parts[2] in (*CURRENCIES, *OTHER_CURRENCIES, "any")
         return False
 
     def _set_heartbeat(self, conn: _Conn, params: Json) -> str:
