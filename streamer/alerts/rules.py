@@ -237,7 +237,8 @@ class LiquidationCascadeRule:
     min_usd``, else ``warning`` (the resolved alert repeats it).
 
     **Resolves** at the first event time ``t`` (any event, any symbol: the
-    engine ticks open episodes on every event) where ``N(t) < resolve_ratio ×
+    engine ticks open episodes at the first event of every second, which is
+    the same as on every event, since ``N`` only falls at bucket boundaries) where ``N(t) < resolve_ratio ×
     min_usd``. A dip below the threshold but not below that level keeps the
     episode open. ``value`` = ``N(t)``, ``threshold`` = ``resolve_ratio ×
     min_usd``.
@@ -803,6 +804,7 @@ class RuleEngine:
         self.state = state if state is not None else LiveState()
         self._emit = emit
         self.now_ms: int | None = None
+        self._tick_second: int | None = None
         self._events = 0
         self._alerts: dict[str, dict[str, int]] = {n: {"firing": 0, "resolved": 0} for n in names}
 
@@ -819,10 +821,20 @@ class RuleEngine:
             self.now_ms = event.ts
         out: list[Alert] = []
         for rule in self.rules:
-            out.extend(rule.on_event(event, live))
-        for rule in self.rules:
-            out.extend(rule.tick(self.now_ms, live))
-        return self._out(out)
+            alerts = rule.on_event(event, live)
+            if alerts:
+                out.extend(alerts)
+        second = self.now_ms // _BUCKET_MS
+        if second != self._tick_second:
+            # Rules' windows move in whole 1 s buckets, and within one bucket an event can only add
+            # to a window: a tick between bucket boundaries resolves nothing the first tick of the
+            # bucket did not (same alerts, same ts). So open episodes are re-evaluated once per second.
+            self._tick_second = second
+            for rule in self.rules:
+                alerts = rule.tick(self.now_ms, live)
+                if alerts:
+                    out.extend(alerts)
+        return self._out(out) if out else out
 
     def tick(self, now_ms: int) -> list[Alert]:
         """Re-evaluate open episodes at event time ``max(now_ms, clock)``; returns resolutions."""
