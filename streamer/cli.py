@@ -1,25 +1,82 @@
-"""The ``streamer`` command: subcommands normalize, run, demo, sim."""
+"""The ``streamer`` command: subcommands normalize, run, demo, sim, and the one-shot reports funding, oi,
+liquidations, options, basis."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from streamer import __version__
 from streamer.exchanges import ADAPTERS
 from streamer.exchanges.base import FrameError
 from streamer.model import encode_event
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from streamer.config import Settings
+    from streamer.snapshot import Snapshot
+
 EPILOG = """\
 examples:
   streamer demo --duration 60                     the daemon against the built-in simulator, offline
   streamer normalize --exchange binance frames.txt   frames (one per line) -> events (JSON lines)
   streamer run --config config/streamer.example.yaml
+  streamer funding BTC ETH                        funding across venues, now (one-shot, public REST)
+  streamer oi BTC --sim --level 3                 open interest from the built-in simulator, full dashboard
 """
+
+REPORT_COMMANDS = ("funding", "oi", "liquidations", "options", "basis")
+REPORT_VENUES = ("binance", "bybit", "okx", "deribit", "bitmex")
+REPORT_HELP = {
+    "funding": "funding rates across venues: per venue, OI- and volume-weighted averages, spread and carry",
+    "oi": "open interest across venues: contracts, base, USD, 24 h / 7 d change, shares, margin split",
+    "liquidations": "recent liquidations: totals by side and venue, largest prints, heatmap, cascade risk",
+    "options": "options: ATM IV term structure, 25-delta skew, put/call ratios, max pain, OI (Deribit, OKX, Bybit)",
+    "basis": "perpetual premium and dated-futures basis per venue, annualized, as a term structure",
+}
+REPORT_DESCRIPTION = {
+    "funding": "Fetch the current funding of every perpetual of BASE on each venue (public REST, in parallel) and "
+    "show per venue: the rate per interval, its 8 h equivalent, annualized, the 24 h average, the predicted rate and "
+    "the next funding time; across venues: the OI-weighted and volume-weighted averages and the widest spread with "
+    "its annualized carry.",
+    "oi": "Fetch open interest of every perpetual of BASE on each venue and show it in contracts, base units and USD, "
+    "its 24 h and 7 d change, the long/short ratio where the venue publishes one, each venue's share of the total "
+    "and the coin- vs stablecoin-margined split.",
+    "liquidations": "Show the liquidations of the last --window: totals by side and venue, the largest prints, a "
+    "price heatmap (level 3) and the cascade risk. Binance and Bybit publish no liquidation history over REST: "
+    "without --daemon their part is marked unavailable and totals are a lower bound (shown with >=).",
+    "options": "Summarize the option chains of BASE on Deribit (primary), OKX and Bybit: per expiry the ATM IV (the "
+    "IV term structure), the 25-delta skew, put/call ratios by volume and open interest, max pain and open interest "
+    "in USD; IV extremes are flagged.",
+    "basis": "Show each venue's perpetual premium (mark vs index) and every dated future's basis and annualized "
+    "basis per expiry, side by side across venues (the term structure).",
+}
+REPORT_EPILOG = {
+    "funding": "examples:\n  streamer funding                     BTC on every venue, the standard table\n"
+    "  streamer funding BTC ETH --level 1   one line per base\n"
+    "  streamer funding --exchange binance --exchange okx --format csv\n"
+    "  streamer funding --sim --level 3     the full dashboard, from the built-in simulator (offline)",
+    "oi": "examples:\n  streamer oi BTC\n  streamer oi BTC --sim --level 3\n  streamer oi ETH --format json",
+    "liquidations": "examples:\n  streamer liquidations BTC --window 4h\n"
+    "  streamer liquidations BTC --daemon http://127.0.0.1:9464   Binance/Bybit from a running daemon\n"
+    "  streamer liquidations --sim --level 3",
+    "options": "examples:\n  streamer options BTC\n  streamer options ETH --exchange deribit --level 3\n"
+    "  streamer options BTC --sim --format json",
+    "basis": "examples:\n  streamer basis BTC\n  streamer basis BTC --sim --format csv\n"
+    "  streamer basis BTC --level 3           per-expiry term structure side by side",
+}
+_WINDOW_RE = re.compile(r"^(\d+)([mhd])$")
+_WINDOW_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_BASE_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
+PROGRESS_DELAY_S = 0.3
+"""The progress indicator shows only once a fetch has run this long (and stderr is a terminal)."""
+
 
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -152,6 +209,133 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return sim_main(argv)
 
 
+def parse_window(text: str) -> int:
+    """``15m``, ``1h``, ``4h``, ``24h``, ``2d`` -> ms; raises ArgumentTypeError naming the value."""
+    m = _WINDOW_RE.match(text.strip().lower())
+    ms = int(m[1]) * _WINDOW_UNIT_MS[m[2]] if m else 0
+    if not m or not 0 < ms <= 7 * 86_400_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a window: expected minutes, hours or days up to 7d, "
+                                         "e.g. 15m, 1h, 4h or 24h")
+    return ms
+
+
+def parse_base(text: str) -> str:
+    """A base asset: upper case, ``XBT`` written ``BTC``; raises ArgumentTypeError naming the value."""
+    if not _BASE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a base asset: expected letters and digits, e.g. BTC, ETH")
+    up = text.upper()
+    return "BTC" if up == "XBT" else up
+
+
+def _daemon_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected the daemon's http:// or https:// URL, "
+                                         "e.g. http://127.0.0.1:9464")
+    return text.rstrip("/")
+
+
+class _Progress:
+    """A spinner on stderr, shown only once a fetch has run ``PROGRESS_DELAY_S`` and only on a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.status: Any = None
+
+    def update(self, line: str) -> None:
+        """The fetch layer's per-venue progress line (``okx: 12 calls done``)."""
+        if self.status is not None:
+            self.status.update(f"{self.label} ({line})")
+
+    async def run(self, coro: Awaitable[Snapshot]) -> Snapshot:
+        import asyncio
+
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait({task}, timeout=PROGRESS_DELAY_S)
+        if done or not sys.stderr.isatty():
+            return await task
+        from rich.console import Console
+
+        with Console(stderr=True).status(self.label, spinner="dots") as status:
+            self.status = status
+            try:
+                return await task
+            finally:
+                self.status = None
+
+
+async def _snapshot(
+    args: argparse.Namespace, settings: Settings, bases: list[str], exchanges: list[str] | None
+) -> Snapshot:
+    from streamer import snapshot as snapshot_mod
+
+    where = "the simulator" if args.sim else ", ".join(exchanges or REPORT_VENUES)
+    progress = _Progress(f"fetching {args.command} for {' '.join(bases)} from {where}…")
+    window_ms = getattr(args, "window", None)
+    if args.sim:
+        coro = snapshot_mod.sim_snapshot(args.command, bases, exchanges, window_ms=window_ms,
+                                         progress=progress.update)
+    else:
+        coro = snapshot_mod.take_snapshot(args.command, bases, exchanges, settings=settings,
+                                          no_cache=bool(args.no_cache), window_ms=window_ms,
+                                          daemon_url=getattr(args, "daemon", None), progress=progress.update)
+    return await progress.run(coro)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One-shot report: fetch a snapshot, analyse, print it; 1 when no venue gave data."""
+    import asyncio
+    import shutil
+
+    from streamer.config import ConfigError, load_settings
+    from streamer.report import build_report, render, venue_failure_summary
+
+    prog = f"streamer {args.command}"
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    bases = list(dict.fromkeys(args.bases or ["BTC"]))
+    exchanges = list(dict.fromkeys(args.exchange)) if args.exchange else None
+    snapshot = asyncio.run(_snapshot(args, settings, bases, exchanges))
+    if not snapshot.ok_venues():
+        why = venue_failure_summary(snapshot)
+        print(f"{prog}: nothing could be fetched for {' '.join(bases)}: {why}", file=sys.stderr)
+        return 1
+    report = build_report(snapshot, rules=settings.rules)
+    tty = sys.stdout.isatty()
+    width = args.width or (shutil.get_terminal_size().columns if tty else None)
+    text = render(report, args.level, args.format, width, color=tty and args.format == "console")
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
+def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str) -> None:
+    import textwrap
+
+    p = sub.add_parser(command, help=REPORT_HELP[command], description=textwrap.fill(REPORT_DESCRIPTION[command], 79),
+                       epilog=REPORT_EPILOG[command], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bases", nargs="*", type=parse_base, metavar="BASE",
+                   help="base assets, e.g. BTC ETH (default BTC; XBT means BTC)")
+    p.add_argument("--exchange", action="append", choices=REPORT_VENUES, metavar="NAME",
+                   help=f"venue to ask (repeatable; default all): {', '.join(REPORT_VENUES)}")
+    p.add_argument("--level", type=int, choices=(1, 2, 3), default=2,
+                   help="console detail: 1 one line, 2 the standard table (default), 3 the full dashboard")
+    p.add_argument("--format", choices=("console", "json", "csv"), default="console",
+                   help="console (default), json (schema in docs/cli-schemas/), csv (one row per venue/instrument)")
+    p.add_argument("--sim", action="store_true", help="answer from the built-in exchange simulator (offline)")
+    p.add_argument("--config", metavar="FILE", help="YAML settings, as for `streamer run` (venue URLs, thresholds)")
+    p.add_argument("--no-cache", action="store_true", help="ignore the on-disk response cache and refetch")
+    p.add_argument("--width", type=int, metavar="N", help="console width in characters (default: the terminal's)")
+    if command == "liquidations":
+        p.add_argument("--window", type=parse_window, default=3_600_000, metavar="DURATION",
+                       help="how far back: 15m, 1h (default), 4h, 24h")
+        p.add_argument("--daemon", type=_daemon_url, metavar="URL",
+                       help="a running daemon's HTTP URL, for venues without public liquidation history")
+    p.set_defaults(func=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer",
@@ -236,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--scenario", default=None, help="demo, cascade, funding_spike, oi_surge, calm")
     sim.set_defaults(func=cmd_sim)
+
+    for command in REPORT_COMMANDS:
+        _add_report_parser(sub, command)
 
     return parser
 

@@ -284,14 +284,23 @@ class Daemon:
                 "state": self.state.snapshot,
                 "sessions": self.sessions_snapshot,
                 "alerts": self.engine.snapshot,
+                "recent_liquidations": self.recent_liquidations,
             },
             host=settings.http.host,
             port=settings.http.port,
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
+        self.started_ms = int(time.time() * 1000)
         if not any(_plans_from_instruments(v) for v in self.venues.values()):
             self.plan()
+
+    def recent_liquidations(self) -> dict[str, Any]:
+        """``/state/recent_liquidations``: the ring of recent liquidations, and ``since_ms``, from when it holds
+        every one received (the daemon's start while nothing was dropped, else the oldest held)."""
+        data = self.state.recent_liquidations_snapshot()
+        data["since_ms"] = self.started_ms if not data["dropped"] else data["oldest_ms"]
+        return data
 
     def plan(self) -> None:
         """Build the WebSocket sessions (after instruments are loaded when a venue asks for ``all`` or options)."""

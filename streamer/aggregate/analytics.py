@@ -81,6 +81,7 @@ __all__ = [
     "expiry_ms_from_date",
     "expiry_summary",
     "funding_spread",
+    "heatmap_bucket_usd",
     "iv_extreme",
     "iv_term_structure",
     "largest_liquidations",
@@ -90,8 +91,10 @@ __all__ = [
     "liquidations_in_window",
     "margin_type",
     "max_pain",
+    "now_and_past",
     "oi_breakdown",
     "oi_change_pct",
+    "oi_total_change_pct",
     "oi_weights",
     "option_oi_usd",
     "pain_at",
@@ -99,8 +102,10 @@ __all__ = [
     "premium",
     "put_call_ratios",
     "reference_price",
+    "share_of",
     "skew_25d",
     "strike_ivs",
+    "total_change_pct",
     "volume_weights",
     "weighted_funding",
 ]
@@ -421,6 +426,21 @@ def change_pct(
 
     None when there is no now or past sample, or past is 0.
     """
+    pair = now_and_past(samples, horizon_ms, as_of_ms=as_of_ms, tolerance=tolerance)
+    if pair is None or pair[1] == 0:
+        return None
+    now, past = pair
+    return (now - past) / past * 100.0
+
+
+def now_and_past(
+    samples: Iterable[tuple[int, float | None]],
+    horizon_ms: int,
+    *,
+    as_of_ms: int | None = None,
+    tolerance: float | None = 1 / 12,
+) -> tuple[float, float] | None:
+    """The ``(now, past)`` values :func:`change_pct` compares (same selection); None when either is missing."""
     points = sorted((ts, v) for ts, v in samples if v is not None)
     if as_of_ms is not None:
         points = [p for p in points if p[0] <= as_of_ms]
@@ -429,15 +449,44 @@ def change_pct(
     t, now = points[-1]
     edge = t - horizon_ms
     oldest = None if tolerance is None else edge - tolerance * horizon_ms
-    past = None
     for ts, v in reversed(points):
         if ts <= edge:
             if oldest is None or ts >= oldest:
-                past = v
-            break
-    if past is None or past == 0:
+                return now, v
+            return None
+    return None
+
+
+def total_change_pct(
+    series: Iterable[Iterable[tuple[int, float | None]]],
+    horizon_ms: int,
+    *,
+    as_of_ms: int | None = None,
+    tolerance: float | None = 1 / 12,
+) -> float | None:
+    """Percent change of a SUM of several series (e.g. one venue symbol's OI each) over ``horizon_ms``.
+
+    Each series contributes its :func:`now_and_past` pair; a series without
+    both is left out of both sums (so a venue without history does not read
+    as growth). ``(Σ now - Σ past) / Σ past × 100``; None without a pair or
+    when ``Σ past`` is 0.
+    """
+    now_sum: list[float] = []
+    past_sum: list[float] = []
+    for samples in series:
+        pair = now_and_past(samples, horizon_ms, as_of_ms=as_of_ms, tolerance=tolerance)
+        if pair is not None:
+            now_sum.append(pair[0])
+            past_sum.append(pair[1])
+    past = math.fsum(past_sum)
+    if not past_sum or past == 0:
         return None
-    return (now - past) / past * 100.0
+    return (math.fsum(now_sum) - past) / past * 100.0
+
+
+def share_of(part: float, total: float) -> float | None:
+    """``part / total`` (a fraction, as ``VenueShare.share``); None when ``total <= 0``."""
+    return part / total if total > 0 else None
 
 
 def oi_change_pct(
@@ -454,13 +503,32 @@ def oi_change_pct(
     position change; ``usd`` (``oi_usd`` / ``open_interest_usd``) also moves
     with price. The caller passes the events of one venue symbol.
     """
+    return change_pct(_oi_samples(events, unit), horizon_ms, as_of_ms=as_of_ms, tolerance=tolerance)
+
+
+def _oi_samples(
+    events: Iterable[OpenInterest | Ticker], unit: Literal["usd", "base"]
+) -> list[tuple[int, float | None]]:
     samples: list[tuple[int, float | None]] = []
     for ev in events:
         if isinstance(ev, OpenInterest):
             samples.append((ev.ts, ev.oi_usd if unit == "usd" else ev.oi_base))
         else:
             samples.append((ev.ts, ev.open_interest_usd if unit == "usd" else ev.open_interest))
-    return change_pct(samples, horizon_ms, as_of_ms=as_of_ms, tolerance=tolerance)
+    return samples
+
+
+def oi_total_change_pct(
+    groups: Iterable[Iterable[OpenInterest | Ticker]],
+    horizon_ms: int,
+    *,
+    unit: Literal["usd", "base"] = "usd",
+    as_of_ms: int | None = None,
+    tolerance: float | None = 1 / 12,
+) -> float | None:
+    """:func:`total_change_pct` of several venue symbols' open interest (one group of events per symbol)."""
+    return total_change_pct((_oi_samples(g, unit) for g in groups), horizon_ms, as_of_ms=as_of_ms,
+                            tolerance=tolerance)
 
 
 # =========================================================================== basis
@@ -1052,6 +1120,23 @@ class HeatBucket(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     long_usd: float
     short_usd: float
     count: int
+
+
+def heatmap_bucket_usd(price: float, fraction: float = 0.0025) -> float:
+    """A round price-bucket width near ``price × fraction`` (default 0.25 %): the smallest of
+    1, 2, 2.5, 5 × 10^k at or above it (95 000 → 250; 3 400 → 10; 150 → 0.5).
+
+    Raises:
+        ValueError: ``price`` or ``fraction`` is not positive.
+    """
+    if not price > 0 or not fraction > 0:
+        raise ValueError(f"price and fraction must be positive, got {price!r}, {fraction!r}")
+    raw = price * fraction
+    scale = 10.0 ** math.floor(math.log10(raw))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if step * scale >= raw * (1 - 1e-12):
+            return step * scale
+    return 10.0 * scale  # pragma: no cover - the loop ends at 10 × scale > raw
 
 
 def liquidation_heatmap(liqs: Iterable[Liquidation], bucket_usd: float) -> list[HeatBucket]:

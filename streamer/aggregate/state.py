@@ -10,6 +10,7 @@ not aggregated; they are counted as ``no_symbol`` in ``stats()``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -18,6 +19,9 @@ import msgspec
 from streamer.aggregate.analytics import OptionChain
 from streamer.aggregate.window import RollingMean, SampleHistory, SumWindow
 from streamer.model import Event, Funding, Liquidation, OpenInterest, OptionTicker, Ticker
+
+RECENT_LIQUIDATIONS = 5000
+"""Liquidations kept in ``LiveState.recent_liquidations`` (the newest; older ones are dropped and counted)."""
 
 __all__ = [
     "FundingBoard",
@@ -533,6 +537,10 @@ class LiveState:
         self.prices = PriceState()
         self.options: dict[str, OptionChain] = {}
         """One live option chain per venue (underlying → expiry → strike/kind), for ``options`` and ``iv_extreme``."""
+        self.recent_liquidations: deque[Liquidation] = deque(maxlen=RECENT_LIQUIDATIONS)
+        """The latest liquidations received (a bounded ring), for ``/state/recent_liquidations`` (the CLI's
+        ``liquidations --daemon URL``: Binance and Bybit publish no liquidation history over REST)."""
+        self.recent_liquidations_dropped = 0
         self._options_pruned_h = 0
         self.now_ms: int | None = None
         self._by_type: dict[str, int] = {}
@@ -542,6 +550,9 @@ class LiveState:
         """Bus handler: routes each market event to the parts that use it (alerts are ignored)."""
         if isinstance(event, Liquidation):
             self.liquidations.add(event)
+            if len(self.recent_liquidations) == self.recent_liquidations.maxlen:
+                self.recent_liquidations_dropped += 1
+            self.recent_liquidations.append(event)
         elif isinstance(event, Funding):
             self.funding.add(event)
             self.prices.on_event(event)
@@ -568,6 +579,17 @@ class LiveState:
             self.now_ms = event.ts
         if event.symbol is not None and (event.exchange, event.raw_symbol) not in self._unified:
             self._unified[(event.exchange, event.raw_symbol)] = event.symbol
+
+    def recent_liquidations_snapshot(self) -> dict[str, Any]:
+        """The ring of recent liquidations: ``events`` (oldest first, event JSON form), ``dropped`` (evicted
+        so far), ``capacity`` and ``oldest_ms`` (event time of the oldest held)."""
+        ring = list(self.recent_liquidations)
+        return {
+            "capacity": self.recent_liquidations.maxlen,
+            "dropped": self.recent_liquidations_dropped,
+            "oldest_ms": ring[0].ts if ring else None,
+            "events": [msgspec.to_builtins(ev) for ev in ring],
+        }
 
     def seed_open_interest(self, events: Iterable[Event]) -> int:
         """Seed OI history from REST history parsed into ``open_interest`` events; returns rows taken.

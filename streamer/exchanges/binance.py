@@ -210,6 +210,20 @@ class BinanceOpenInterestHist(msgspec.Struct, frozen=True, gc=False):
     contractType: str = ""
 
 
+class BinanceLongShortRatio(msgspec.Struct, frozen=True, gc=False):
+    """``GET /futures/data/globalLongShortAccountRatio`` row (UM names ``symbol``, CM ``pair``).
+
+    ``longShortRatio`` = ``longAccount`` / ``shortAccount``; the two accounts are fractions of accounts.
+    """
+
+    timestamp: int
+    longShortRatio: str
+    longAccount: str = ""
+    shortAccount: str = ""
+    symbol: str = ""
+    pair: str = ""
+
+
 _INFO_DEC = msgspec.json.Decoder(BinanceExchangeInfo, strict=False)
 _FUNDING_INFO_DEC = msgspec.json.Decoder(list[BinanceFundingInfo], strict=False)
 _PREMIUM_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
@@ -221,6 +235,7 @@ _TICKER_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
 )
 _FUNDING_HIST_DEC = msgspec.json.Decoder(list[BinanceFundingRate], strict=False)
 _OI_HIST_DEC = msgspec.json.Decoder(list[BinanceOpenInterestHist], strict=False)
+_LONG_SHORT_DEC = msgspec.json.Decoder(list[BinanceLongShortRatio], strict=False)
 _ANY_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 # --------------------------------------------------------------------------- symbols
@@ -777,6 +792,101 @@ class BinanceAdapter:
             return RestCall("openInterestHist", "/futures/data/openInterestHist", params, weight=1, market="cm")
         params = {"symbol": raw_symbol, "period": period, "limit": str(limit)}
         return RestCall("openInterestHist", "/futures/data/openInterestHist", params, weight=1, market="um")
+
+    def rest_funding_history(self, raw_symbol: str, limit: int = 50, ttl_s: float | None = None) -> RestCall:
+        """``fundingRate`` history of one perpetual (ascending; the last ``limit`` settlements, ≤ 1000)."""
+        prefix = "/dapi/v1" if is_coin_m(raw_symbol) else "/fapi/v1"
+        params = {"symbol": raw_symbol, "limit": str(max(1, min(limit, 1000)))}
+        return RestCall("fundingRate", f"{prefix}/fundingRate", params, weight=1, ttl_s=ttl_s,
+                        market=self.market_of(raw_symbol))
+
+    def rest_ticker_24h(self, raw_symbol: str, ttl_s: float | None = None) -> RestCall:
+        """``ticker/24hr`` of one symbol (weight 1; 40 without a symbol)."""
+        prefix = "/dapi/v1" if is_coin_m(raw_symbol) else "/fapi/v1"
+        return RestCall("ticker24hr", f"{prefix}/ticker/24hr", {"symbol": raw_symbol}, weight=1, ttl_s=ttl_s,
+                        market=self.market_of(raw_symbol))
+
+    def rest_long_short(self, raw_symbol: str, period: str = "5m", limit: int = 1,
+                        ttl_s: float | None = None) -> RestCall:
+        """``/futures/data/globalLongShortAccountRatio`` of one perpetual (UM by ``symbol``; CM by ``pair``)."""
+        if is_coin_m(raw_symbol):
+            params = {"pair": raw_symbol.split("_")[0], "period": period, "limit": str(limit)}
+            return RestCall("longShortRatio", "/futures/data/globalLongShortAccountRatio", params, weight=1,
+                            ttl_s=ttl_s, market="cm")
+        params = {"symbol": raw_symbol, "period": period, "limit": str(limit)}
+        return RestCall("longShortRatio", "/futures/data/globalLongShortAccountRatio", params, weight=1,
+                        ttl_s=ttl_s, market="um")
+
+    def parse_long_short(
+        self, body: str | bytes, params: Mapping[str, str] | None = None
+    ) -> list[tuple[str, int, float, float | None, float | None]]:
+        """Rows ``(raw_symbol, ts, ratio, long_fraction, short_fraction)`` of a globalLongShortAccountRatio body.
+
+        CM rows name a ``pair``: the raw symbol is its perpetual (``BTCUSD_PERP``).
+
+        Raises:
+            FrameError: not JSON, an error body, or wrong types.
+        """
+        try:
+            rows = _LONG_SHORT_DEC.decode(body)
+        except msgspec.DecodeError as exc:
+            err = _error_body(body)
+            if err:
+                raise FrameError("rejected", f"longShortRatio: {err}") from None
+            raise FrameError("schema", f"longShortRatio: {exc}") from None
+        out: list[tuple[str, int, float, float | None, float | None]] = []
+        for row in rows:
+            ratio = num(row.longShortRatio, "longShortRatio")
+            if ratio is None:
+                continue
+            raw = row.symbol or (f"{row.pair}_PERP" if row.pair else (params or {}).get("symbol", ""))
+            out.append((raw, row.timestamp, ratio, num(row.longAccount, "longAccount"),
+                        num(row.shortAccount, "shortAccount")))
+        return out
+
+    # ----------------------------------------------------------------- one-shot snapshots
+
+    SNAPSHOT_TTL_S: ClassVar[dict[str, float]] = {
+        "premiumIndex": 30.0, "ticker24hr": 30.0, "openInterest": 60.0, "longShortRatio": 60.0,
+        "fundingRate": 300.0, "openInterestHist": 300.0,
+    }
+
+    def _of_bases(self, bases: Sequence[str], kinds: Sequence[str]) -> list[Instrument]:
+        wanted = {b.upper() for b in bases}
+        return sorted((i for i in self.meta.all() if i.base in wanted and i.kind in kinds),
+                      key=lambda i: (i.base, i.inverse, i.kind != "perpetual", i.expiry_ms or 0, i.raw_symbol))
+
+    def snapshot_calls(self, command: str, bases: Sequence[str], *, now_ms: int | None = None) -> list[RestCall]:
+        """REST calls of a one-shot ``command`` for the loaded instruments of ``bases`` (pure; load instruments first).
+
+        Calls come in parse order: ``premiumIndex`` first (its marks value open interest in USD).
+        ``liquidations``: none (Binance has no public liquidation history); ``options``: none (not covered).
+        """
+        ttl = self.SNAPSHOT_TTL_S
+        calls: list[RestCall] = []
+        if command == "funding":
+            for inst in self._of_bases(bases, ("perpetual",)):
+                raw = inst.raw_symbol
+                calls += [self.rest_premium_index(self.market_of(raw), raw, ttl_s=ttl["premiumIndex"]),
+                          self.rest_ticker_24h(raw, ttl_s=ttl["ticker24hr"]),
+                          self.rest_open_interest(raw, ttl_s=ttl["openInterest"]),
+                          self.rest_funding_history(raw, limit=30, ttl_s=ttl["fundingRate"])]
+        elif command == "oi":
+            insts = self._of_bases(bases, ("perpetual", "future"))
+            calls += [self.rest_premium_index(self.market_of(i.raw_symbol), i.raw_symbol, ttl_s=ttl["premiumIndex"])
+                      for i in insts]
+            for inst in insts:
+                raw = inst.raw_symbol
+                calls.append(self.rest_open_interest(raw, ttl_s=ttl["openInterest"]))
+                hist = self.rest_open_interest_hist(raw, period="1h", limit=169)
+                calls.append(RestCall(hist.endpoint, hist.path, hist.params, hist.weight, ttl["openInterestHist"],
+                                      hist.market))
+                if inst.kind == "perpetual":
+                    calls.append(self.rest_long_short(raw, ttl_s=ttl["longShortRatio"]))
+        elif command == "basis":
+            calls += [self.rest_premium_index(self.market_of(i.raw_symbol), i.raw_symbol, ttl_s=ttl["premiumIndex"])
+                      for i in self._of_bases(bases, ("perpetual", "future"))]
+        return calls
 
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None

@@ -270,6 +270,22 @@ class BybitFundingHistoryResult(msgspec.Struct, frozen=True, gc=False):
     rows: list[BybitFundingHistoryRow] = msgspec.field(default_factory=list, name="list")
 
 
+class BybitAccountRatioRow(msgspec.Struct, frozen=True, gc=False):
+    """One ``list`` row of ``GET /v5/market/account-ratio`` (long-short-ratio.mdx): shares of accounts."""
+
+    symbol: str = ""
+    buyRatio: str | float = ""  # fraction of accounts net long
+    sellRatio: str | float = ""  # fraction of accounts net short
+    timestamp: str | int = ""  # ms
+
+
+class BybitAccountRatioResult(msgspec.Struct, frozen=True, gc=False):
+    """``result`` of ``GET /v5/market/account-ratio``."""
+
+    rows: list[BybitAccountRatioRow] = msgspec.field(default_factory=list, name="list")
+    nextPageCursor: str = ""
+
+
 _ENVELOPE_DEC = msgspec.json.Decoder(BybitEnvelope)
 _RAW_LIST_DEC = msgspec.json.Decoder(list[msgspec.Raw])
 _ALL_LIQ_DEC = msgspec.json.Decoder(BybitAllLiquidationData, strict=False)
@@ -283,6 +299,7 @@ _TICKERS_DEC = msgspec.json.Decoder(BybitTickersResult, strict=False)
 _REST_OPTION_DEC = msgspec.json.Decoder(BybitRestOptionTicker, strict=False)
 _OI_DEC = msgspec.json.Decoder(BybitOpenInterestResult, strict=False)
 _FUNDING_HIST_DEC = msgspec.json.Decoder(BybitFundingHistoryResult, strict=False)
+_ACCOUNT_RATIO_DEC = msgspec.json.Decoder(BybitAccountRatioResult, strict=False)
 
 _TICKER_FIELDS: tuple[str, ...] = tuple(f for f in BybitTickerData.__struct_fields__ if f != "symbol")
 _FUNDING_KEYS = frozenset({"fundingRate", "nextFundingTime", "fundingIntervalHour"})
@@ -1073,6 +1090,82 @@ class BybitAdapter:
         market = self._contract_market(raw_symbol)
         params = {"category": market, "symbol": raw_symbol, "limit": str(max(1, min(limit, 200)))}
         return RestCall("funding_history", "/v5/market/funding/history", params, weight=1, market=market)
+
+    def rest_account_ratio(self, raw_symbol: str, period: str = "5min", limit: int = 1,
+                           ttl_s: float | None = None) -> RestCall:
+        """``GET /v5/market/account-ratio``: long/short account ratio of one linear/inverse symbol."""
+        market = self._contract_market(raw_symbol)
+        params = {"category": market, "symbol": raw_symbol, "period": period, "limit": str(max(1, min(limit, 500)))}
+        return RestCall("account_ratio", "/v5/market/account-ratio", params, weight=1, ttl_s=ttl_s, market=market)
+
+    def parse_long_short(
+        self, body: str | bytes, params: Mapping[str, str] | None = None
+    ) -> list[tuple[str, int, float, float | None, float | None]]:
+        """Rows ``(raw_symbol, ts, ratio, long_fraction, short_fraction)`` of an account-ratio body
+        (ratio = ``buyRatio`` / ``sellRatio``; a row with a zero short share is skipped).
+
+        Raises:
+            FrameError: not JSON, a non-zero ``retCode``, or wrong types.
+        """
+        result, _time = self._rest_result(body, "account_ratio")
+        try:
+            page = _ACCOUNT_RATIO_DEC.decode(result)
+        except msgspec.DecodeError as exc:
+            raise FrameError("schema", f"account_ratio: {exc}") from None
+        out: list[tuple[str, int, float, float | None, float | None]] = []
+        for row in page.rows:
+            buy = num(row.buyRatio, "buyRatio")
+            sell = num(row.sellRatio, "sellRatio")
+            ts = _ms(row.timestamp, "timestamp")
+            if buy is None or not sell or ts is None:
+                continue
+            out.append((row.symbol or (params or {}).get("symbol", ""), ts, buy / sell, buy, sell))
+        return out
+
+    # ----------------------------------------------------------------- one-shot snapshots
+
+    SNAPSHOT_TTL_S: ClassVar[dict[str, float]] = {
+        "tickers": 30.0, "account_ratio": 60.0, "funding_history": 300.0, "open_interest": 300.0,
+    }
+
+    def _of_bases(self, bases: Sequence[str], kinds: Sequence[str]) -> list[Instrument]:
+        wanted = {b.upper() for b in bases}
+        return sorted((i for i in self.meta.all() if i.base in wanted and i.kind in kinds),
+                      key=lambda i: (i.base, i.inverse, i.kind != "perpetual", i.expiry_ms or 0, i.raw_symbol))
+
+    def snapshot_calls(self, command: str, bases: Sequence[str], *, now_ms: int | None = None) -> list[RestCall]:
+        """REST calls of a one-shot ``command`` for the loaded instruments of ``bases`` (pure; load instruments first).
+
+        ``tickers`` come first: their mark/index put open-interest history in USD. ``liquidations``: none
+        (Bybit has no public liquidation history).
+        """
+        ttl = self.SNAPSHOT_TTL_S
+        calls: list[RestCall] = []
+        if command == "funding":
+            for inst in self._of_bases(bases, ("perpetual",)):
+                raw = inst.raw_symbol
+                calls.append(self.rest_tickers(self._contract_market(raw), raw, ttl_s=ttl["tickers"]))
+                hist = self.rest_funding_history(raw, limit=30)
+                calls.append(RestCall(hist.endpoint, hist.path, hist.params, hist.weight, ttl["funding_history"],
+                                      hist.market))
+        elif command == "oi":
+            insts = self._of_bases(bases, ("perpetual", "future"))
+            calls += [self.rest_tickers(self._contract_market(i.raw_symbol), i.raw_symbol, ttl_s=ttl["tickers"])
+                      for i in insts]
+            for inst in insts:
+                hist = self.rest_open_interest_hist(inst.raw_symbol, period="1h", limit=169)
+                calls.append(RestCall(hist.endpoint, hist.path, hist.params, hist.weight, ttl["open_interest"],
+                                      hist.market))
+                if inst.kind == "perpetual":
+                    calls.append(self.rest_account_ratio(inst.raw_symbol, ttl_s=ttl["account_ratio"]))
+        elif command == "basis":
+            calls += [self.rest_tickers(self._contract_market(i.raw_symbol), i.raw_symbol, ttl_s=ttl["tickers"])
+                      for i in self._of_bases(bases, ("perpetual", "future"))]
+        elif command == "options":
+            wanted = {b.upper() for b in bases}
+            listed = sorted({i.base for i in self.meta.all() if i.kind == "option" and i.base in wanted})
+            calls += [self.rest_tickers("option", ttl_s=ttl["tickers"], base_coin=b) for b in listed]
+        return calls
 
     # ----------------------------------------------------------------- REST bodies
 

@@ -379,6 +379,15 @@ def _check_ts(value: int | None, what: str) -> int | None:
     return value
 
 
+def black76_delta(kind: str, forward: float | None, strike: float, iv: float | None, years: float) -> float | None:
+    """Black-76 delta (undiscounted) of a call/put on ``forward``; None when an input is missing or degenerate."""
+    if forward is None or iv is None or forward <= 0 or strike <= 0 or iv <= 0 or years <= 0:
+        return None
+    d1 = (math.log(forward / strike) + 0.5 * iv * iv * years) / (iv * math.sqrt(years))
+    call = 0.5 * (1.0 + math.erf(d1 / math.sqrt(2.0)))
+    return call if kind == "C" else call - 1.0
+
+
 # --------------------------------------------------------------------------- the adapter
 
 
@@ -804,6 +813,82 @@ class DeribitAdapter:
             if kind == "future" and currency not in currencies:
                 currencies.append(currency)
         return [self.rest_last_trades(c) for c in currencies or list(self.LIQUIDATION_CURRENCIES)]
+
+    # ----------------------------------------------------------------- one-shot snapshots
+
+    SNAPSHOT_TTL_S: ClassVar[dict[str, float]] = {
+        "ticker": 30.0, "book_summary": 30.0, "last_trades": 30.0, "funding_rate_history": 300.0,
+    }
+    OI_TTL_S: ClassVar[float] = 60.0
+    SNAPSHOT_NOTES: ClassVar[dict[str, str]] = {
+        "oi": "deribit: publishes no open-interest history (no 24 h / 7 d change) and no long/short ratio",
+    }
+
+    def _of_bases(self, bases: Sequence[str], kinds: Sequence[str]) -> list[Instrument]:
+        wanted = {b.upper() for b in bases}
+        return sorted((i for i in self.meta.all() if i.base in wanted and i.kind in kinds),
+                      key=lambda i: (i.base, not i.inverse, i.kind != "perpetual", i.expiry_ms or 0, i.raw_symbol))
+
+    def snapshot_calls(self, command: str, bases: Sequence[str], *, now_ms: int | None = None) -> list[RestCall]:
+        """REST calls of a one-shot ``command`` for the loaded instruments of ``bases`` (pure; load instruments first).
+
+        ``public/ticker`` per perpetual/future (funding, mark, index, OI); funding history over the 25 hours
+        up to the next full hour of ``now_ms`` (a stable cache key within the hour; none without ``now_ms``);
+        ``get_book_summary_by_currency`` for option chains (no greeks: ``snapshot_enrich`` adds deltas);
+        ``get_last_trades_by_currency`` (newest 1000 future trades) for liquidations. Deribit publishes
+        no open-interest history and no long/short ratio.
+        """
+        ttl = self.SNAPSHOT_TTL_S
+        calls: list[RestCall] = []
+        if command == "funding":
+            for inst in self._of_bases(bases, ("perpetual",)):
+                calls.append(self.rest_ticker(inst.raw_symbol, ttl_s=ttl["ticker"]))
+                if now_ms is not None:
+                    end = now_ms - now_ms % 3_600_000 + 3_600_000
+                    hist = self.rest_funding_history(inst.raw_symbol, end - 25 * 3_600_000, end)
+                    calls.append(RestCall(hist.endpoint, hist.path, hist.params, hist.weight,
+                                          ttl["funding_rate_history"], hist.market))
+        elif command in ("oi", "basis"):
+            ttl_s = self.OI_TTL_S if command == "oi" else ttl["ticker"]
+            insts = self._of_bases(bases, ("perpetual", "future"))
+            calls += [self.rest_ticker(i.raw_symbol, ttl_s=ttl_s) for i in insts]
+        elif command == "liquidations":
+            currencies = sorted({i.base for i in self._of_bases(bases, ("perpetual", "future")) if i.inverse})
+            for cur in currencies:
+                call = self.rest_last_trades(cur, "future", 1000)
+                calls.append(RestCall(call.endpoint, call.path, {**call.params, "sorting": "desc"}, call.weight,
+                                      ttl["last_trades"], call.market))
+        elif command == "options":
+            currencies = sorted({i.base for i in self._of_bases(bases, ("option",)) if i.settle == i.base})
+            calls += [self.rest_book_summary(c, "option", ttl_s=ttl["book_summary"]) for c in currencies]
+        return calls
+
+    def snapshot_reach(self, call: RestCall, body: str | bytes) -> tuple[int | None, bool]:
+        """``(oldest trade time, more trades exist)`` of a ``last_trades`` body, for liquidation coverage (pure)."""
+        if call.endpoint != "last_trades":
+            return None, False
+        try:
+            page = _TRADES_RESULT_DEC.decode(self._rest_result(call.endpoint, body))
+        except msgspec.DecodeError as exc:
+            raise FrameError("schema", f"last_trades: {exc}") from None
+        oldest = min((t.timestamp for t in page.trades), default=None)
+        return oldest, page.has_more
+
+    def snapshot_enrich(self, events: Sequence[Event]) -> list[Event]:
+        """Option tickers without a delta (book summaries carry no greeks) get the Black-76 delta of their
+        ``mark_iv`` on ``underlying_price`` (the forward Deribit prices the option against), undiscounted
+        (book summaries show ``interest_rate`` 0), at the event's ``ts`` (pure)."""
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, OptionTicker) and ev.delta is None:
+                inst = self.instrument(ev.raw_symbol)
+                if inst is not None and inst.expiry_ms is not None:
+                    delta = black76_delta(ev.kind, ev.underlying_price, ev.strike, ev.mark_iv,
+                                          (inst.expiry_ms - ev.ts) / 31_536_000_000)
+                    if delta is not None:
+                        ev = msgspec.structs.replace(ev, delta=delta)
+            out.append(ev)
+        return out
 
     # ----------------------------------------------------------------- REST bodies
 

@@ -278,6 +278,7 @@ class OkxFundingHistoryRow(msgspec.Struct, frozen=True, gc=False):
 _ENVELOPE_DEC = msgspec.json.Decoder(OkxEnvelope)
 _REST_DEC = msgspec.json.Decoder(OkxRestEnvelope)
 _RAW_LIST_DEC = msgspec.json.Decoder(list[msgspec.Raw])
+_POSITIONAL_DEC = msgspec.json.Decoder(list[list[Num]])
 _ROW_TYPES: dict[str, Any] = {
     "liquidation-orders": OkxLiquidationRow,
     "funding-rate": OkxFundingRateRow,
@@ -1178,6 +1179,156 @@ class OkxAdapter:
         """``GET /api/v5/public/opt-summary`` of one option family (20 / 2 s)."""
         return RestCall("opt_summary", "/api/v5/public/opt-summary", {"instFamily": inst_family}, ttl_s=ttl_s,
                         market="public")
+
+    def rest_long_short(self, ccy: str, period: str = "5m", ttl_s: float | None = None) -> RestCall:
+        """``GET /api/v5/rubik/stat/contracts/long-short-account-ratio`` of one currency (futures and swaps;
+        5 requests / 2 s). Rows are ``[ts, ratio]``, newest first."""
+        return RestCall("long_short_ratio", "/api/v5/rubik/stat/contracts/long-short-account-ratio",
+                        {"ccy": ccy.upper(), "period": period}, ttl_s=ttl_s, market="public")
+
+    def parse_long_short(
+        self, body: str | bytes, params: Mapping[str, str] | None = None
+    ) -> list[tuple[str, int, float, float | None, float | None]]:
+        """Rows ``(ccy, ts, ratio, None, None)`` of a long/short account-ratio body (the rows name no
+        instrument: the currency is ``params["ccy"]``; OKX gives no long/short shares).
+
+        Raises:
+            FrameError: not JSON, wrong types, or an OKX error code.
+        """
+        ccy = (params or {}).get("ccy", "")
+        data = self._rest_data("long-short-account-ratio", body)
+        if data is None:
+            return []
+        try:
+            rows = _POSITIONAL_DEC.decode(data)
+        except msgspec.DecodeError as exc:
+            raise FrameError("schema", f"long-short-account-ratio: {exc}") from None
+        out: list[tuple[str, int, float, float | None, float | None]] = []
+        for row in rows:
+            if len(row) < 2:
+                raise FrameError("schema", f"long-short-account-ratio row {row!r} has no ratio")
+            at = ms(row[0], "ts")
+            ratio = num(row[1], "ratio")
+            if at is None or ratio is None:
+                continue
+            out.append((ccy, at, ratio, None, None))
+        return out
+
+    # ----------------------------------------------------------------- one-shot snapshots
+
+    SNAPSHOT_TTL_S: ClassVar[dict[str, float]] = {
+        "funding_rate": 30.0, "mark_price": 30.0, "index_tickers": 30.0, "tickers": 30.0, "opt_summary": 30.0,
+        "open_interest": 60.0, "long_short_ratio": 60.0, "funding_rate_history": 300.0,
+        "open_interest_history": 300.0, "liquidation_orders": 30.0,
+    }
+    LIQUIDATION_PAGES: ClassVar[int] = 10
+    """Most ``liquidation-orders`` pages a snapshot reads per family (100 orders each)."""
+
+    def _of_bases(self, bases: Sequence[str], kinds: Sequence[str]) -> list[Instrument]:
+        wanted = {b.upper() for b in bases}
+        return sorted((i for i in self.meta.all() if i.base in wanted and i.kind in kinds),
+                      key=lambda i: (i.base, i.inverse, i.kind != "perpetual", i.expiry_ms or 0, i.raw_symbol))
+
+    def _family_of(self, raw: str) -> str | None:
+        return self._family.get(raw) or family_of_name(raw)
+
+    @staticmethod
+    def _ttl(call: RestCall, ttl_s: float) -> RestCall:
+        return RestCall(call.endpoint, call.path, call.params, call.weight, ttl_s, call.market)
+
+    def snapshot_calls(self, command: str, bases: Sequence[str], *, now_ms: int | None = None) -> list[RestCall]:
+        """REST calls of a one-shot ``command`` for the loaded instruments of ``bases`` (pure; load instruments first).
+
+        In parse order: index and mark prices before what they value (open interest, option marks); option
+        summaries last. ``liquidations``: the first page of filled liquidation orders per SWAP/FUTURES
+        family (follow with ``snapshot_next``).
+        """
+        ttl = self.SNAPSHOT_TTL_S
+        calls: list[RestCall] = []
+        if command == "funding":
+            swaps = self._of_bases(bases, ("perpetual",))
+            indexes = sorted({i for s in swaps if (i := self.index_id(s.raw_symbol))})
+            calls += [self.rest_index_tickers(i, ttl_s=ttl["index_tickers"]) for i in indexes]
+            for inst in swaps:
+                raw = inst.raw_symbol
+                calls += [self.rest_mark_price("SWAP", raw_symbol=raw, ttl_s=ttl["mark_price"]),
+                          self.rest_funding(raw, ttl_s=ttl["funding_rate"]),
+                          self.rest_open_interest(raw, ttl_s=ttl["open_interest"]),
+                          self._ttl(self.rest_funding_history(raw, limit=30), ttl["funding_rate_history"])]
+            families = sorted({f for s in swaps if (f := self._family_of(s.raw_symbol))})
+            calls += [self.rest_tickers("SWAP", f, ttl_s=ttl["tickers"]) for f in families]
+        elif command == "oi":
+            insts = self._of_bases(bases, ("perpetual", "future"))
+            for inst in insts:
+                kind = "SWAP" if inst.kind == "perpetual" else "FUTURES"
+                calls.append(self.rest_mark_price(kind, raw_symbol=inst.raw_symbol, ttl_s=ttl["mark_price"]))
+            for inst in insts:
+                calls.append(self.rest_open_interest(inst.raw_symbol, ttl_s=ttl["open_interest"]))
+                calls.append(self._ttl(self.rest_open_interest_hist(inst.raw_symbol, period="4H", limit=43),
+                                       ttl["open_interest_history"]))
+            calls += [self.rest_long_short(b, ttl_s=ttl["long_short_ratio"])
+                      for b in sorted({i.base for i in insts})]
+        elif command == "liquidations":
+            seen: set[tuple[str, str]] = set()
+            for inst in self._of_bases(bases, ("perpetual", "future")):
+                family = self._family_of(inst.raw_symbol)
+                key = ("SWAP" if inst.kind == "perpetual" else "FUTURES", family or "")
+                if family and key not in seen:
+                    seen.add(key)
+                    calls.append(self._ttl(self.rest_liquidations(*key), ttl["liquidation_orders"]))
+        elif command == "options":
+            families = sorted({f for i in self._of_bases(bases, ("option",)) if (f := self._family_of(i.raw_symbol))})
+            for family in families:
+                calls += [self.rest_index_tickers(index_of_family(family), ttl_s=ttl["index_tickers"]),
+                          self.rest_mark_price("OPTION", inst_family=family, ttl_s=ttl["mark_price"]),
+                          self.rest_open_interest_family("OPTION", family, ttl_s=ttl["open_interest"]),
+                          self.rest_tickers("OPTION", family, ttl_s=ttl["tickers"])]
+            calls += [self.rest_opt_summary(f, ttl_s=ttl["opt_summary"]) for f in families]
+        elif command == "basis":
+            insts = self._of_bases(bases, ("perpetual", "future"))
+            indexes = sorted({i for s in insts if (i := self.index_id(s.raw_symbol))})
+            calls += [self.rest_index_tickers(i, ttl_s=ttl["index_tickers"]) for i in indexes]
+            for inst in insts:
+                kind = "SWAP" if inst.kind == "perpetual" else "FUTURES"
+                calls.append(self.rest_mark_price(kind, raw_symbol=inst.raw_symbol, ttl_s=ttl["mark_price"]))
+        return calls
+
+    def snapshot_next(self, call: RestCall, body: str | bytes, since_ms: int, pages: int) -> RestCall | None:
+        """The next page of a paged snapshot call, else None (pure).
+
+        ``liquidation_orders``: older orders (``after`` = the oldest ``ts`` of this page) while the page
+        had orders, the oldest is still after ``since_ms`` and fewer than ``LIQUIDATION_PAGES`` were read.
+        """
+        if call.endpoint != "liquidation_orders" or pages >= self.LIQUIDATION_PAGES:
+            return None
+        data = self._rest_data("liquidation-orders", body)
+        rows = self._rows("liquidation-orders", data) if data is not None else []
+        times = [t for row in rows for d in row.details if (t := ms(d.ts, "ts"))]
+        if not times or min(times) <= since_ms:
+            return None
+        return RestCall(call.endpoint, call.path, {**call.params, "after": str(min(times))}, call.weight,
+                        call.ttl_s, call.market)
+
+    def snapshot_enrich(self, events: Sequence[Event]) -> list[Event]:
+        """Snapshot events with the prices other bodies of the same snapshot carried (pure).
+
+        OKX publishes mark (``mark-price``), index (``index-tickers``) and funding (``funding-rate``) in
+        separate bodies: mark tickers get their index, funding events their mark and index.
+        """
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, Ticker) and ev.mark_price is not None and ev.index_price is None:
+                index = self._index.get(self.index_id(ev.raw_symbol) or "")
+                if index is not None:
+                    ev = msgspec.structs.replace(ev, index_price=index)
+            elif isinstance(ev, Funding) and ev.next_funding_ts is not None and ev.next_funding_ts > ev.ts:
+                # current funding (a history row's next_funding_ts is its own ts)
+                mark = ev.mark_price if ev.mark_price is not None else self._marks.get(ev.raw_symbol)
+                index = ev.index_price if ev.index_price is not None else self._index.get(
+                    self.index_id(ev.raw_symbol) or "")
+                ev = msgspec.structs.replace(ev, mark_price=mark, index_price=index)
+            out.append(ev)
+        return out
 
     # ----------------------------------------------------------------- REST bodies
 

@@ -1260,6 +1260,34 @@ def _strike_str(strike: float) -> str:
     return f"{strike:f}".rstrip("0").rstrip(".")
 
 
+def option_expiries_ms(start_ms: int) -> list[int]:
+    """Option expiries of the Bybit, OKX and Deribit books, ascending: the next Friday (weekly), the
+    month-end (last Friday of the month, or of the next month when that is past or the same day) and the
+    next quarterly, all 08:00 UTC and more than a day after ``start_ms`` (a term structure to test)."""
+    quarterly = quarterly_expiry_ms(start_ms)
+    t = time.gmtime(start_ms / 1000)
+    midnight = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, 0)) * 1000
+    weekly = midnight + ((4 - t.tm_wday) % 7) * DAY_MS + 8 * HOUR_MS
+    while weekly <= start_ms + DAY_MS:
+        weekly += 7 * DAY_MS
+    year, month = t.tm_year, t.tm_mon
+    monthly = _last_friday_0800(year, month)
+    while monthly <= weekly:
+        month = month % 12 + 1
+        year += 1 if month == 1 else 0
+        monthly = _last_friday_0800(year, month)
+    expiries = sorted({weekly, monthly, quarterly})
+    while len(expiries) < 3:  # the month-end is the quarterly: take the month after
+        month = month % 12 + 1
+        year += 1 if month == 1 else 0
+        expiries = sorted({*expiries, _last_friday_0800(year, month)})
+    return expiries[:3]
+
+
+def _yymmdd(expiry_ms: int) -> str:
+    return time.strftime("%y%m%d", time.gmtime(expiry_ms / 1000))
+
+
 def bybit_expiry_code(expiry_ms: int) -> str:
     """Bybit's expiry in symbols: day without a leading zero, month, two-digit year (``6JAN23``)."""
     t = time.gmtime(expiry_ms / 1000)
@@ -1268,8 +1296,8 @@ def bybit_expiry_code(expiry_ms: int) -> str:
 
 def build_bybit_contracts(start_ms: int) -> list[Contract]:
     """Bybit's universe: USDT perpetuals BTC/ETH/SOL, the USDC perpetual ``BTCPERP``, the inverse
-    ``BTCUSD``, and USDC-settled BTC options (``BTC-<D><MON><YY>-<strike>-C/P``) at the next
-    quarterly expiry (exchanges.md §2.4)."""
+    ``BTCUSD``, and USDC-settled BTC options (``BTC-<D><MON><YY>-<strike>-C/P``) at three expiries
+    (``option_expiries_ms``: weekly, month-end, quarterly) (exchanges.md §2.4)."""
     out: list[Contract] = []
     launch = 1_585_526_400_000  # 2020-03-30, the instruments page's BTCUSDT launchTime
     for sym, base, quote, cat, inverse, pd, qd, hours, oi, liq, median in _BYBIT_CONTRACTS:
@@ -1283,17 +1311,16 @@ def build_bybit_contracts(start_ms: int) -> list[Contract]:
             )
         )  # fmt: skip
         launch += 30 * DAY_MS
-    expiry = quarterly_expiry_ms(start_ms)
-    code = bybit_expiry_code(expiry)
     out.extend(
         Contract(
-            venue="bybit", symbol=f"BTC-{code}-{_strike_str(strike)}-{kind}", category="option",
+            venue="bybit", symbol=f"BTC-{bybit_expiry_code(expiry)}-{_strike_str(strike)}-{kind}", category="option",
             kind="option", base="BTC", quote="USD", settle="USDC", inverse=False, contract_value=1.0,
             price_decimals=1, qty_decimals=2, funding_interval_h=0, expiry_ms=expiry,
             launch_ms=expiry - 120 * DAY_MS, start_oi=120.0 + strike / 1000.0, liq_rate_per_s=0.0,
             liq_median_usd=0.0, funding_mean=0.0, index="BTCUSD", strike=strike, option_type=kind,
             base_iv=0.55,
         )
+        for expiry in option_expiries_ms(start_ms)
         for strike in _strikes("BTC")
         for kind in ("C", "P")
     )  # fmt: skip
@@ -1303,7 +1330,7 @@ def build_bybit_contracts(start_ms: int) -> list[Contract]:
 def build_okx_contracts(start_ms: int) -> list[Contract]:
     """OKX's universe: ``BTC/ETH/SOL-USDT-SWAP`` (ctVal 0.01 / 0.1 / 1 coin), ``BTC-USD-SWAP``
     (inverse, ctVal 100 USD), the quarterly ``BTC-USD-<YYMMDD>`` future and BTC-USD options
-    (ctVal 0.01 BTC, priced in BTC) at the same expiry (exchanges.md §3.4)."""
+    (ctVal 0.01 BTC, priced in BTC) at three expiries (``option_expiries_ms``) (exchanges.md §3.4)."""
     out: list[Contract] = []
     launch = 1_611_100_800_000
     for base, quote, inverse, ct_val, pd, qd, oi, liq, median in _OKX_SWAPS:
@@ -1331,13 +1358,14 @@ def build_okx_contracts(start_ms: int) -> list[Contract]:
     )  # fmt: skip
     out.extend(
         Contract(
-            venue="okx", symbol=f"BTC-USD-{code}-{_strike_str(strike)}-{kind}", category="OPTION",
+            venue="okx", symbol=f"BTC-USD-{_yymmdd(expiry)}-{_strike_str(strike)}-{kind}", category="OPTION",
             kind="option", base="BTC", quote="USD", settle="BTC", inverse=False, contract_value=0.01,
             price_decimals=4, qty_decimals=0, funding_interval_h=0, expiry_ms=expiry,
             launch_ms=expiry - 120 * DAY_MS, start_oi=9_000.0 + strike / 20.0, liq_rate_per_s=0.0,
             liq_median_usd=0.0, funding_mean=0.0, index="BTC-USD", family="BTC-USD", strike=strike,
             option_type=kind, base_iv=0.53, price_in_base=True,
         )
+        for expiry in option_expiries_ms(start_ms)
         for strike in _strikes("BTC")
         for kind in ("C", "P")
     )  # fmt: skip
@@ -1354,9 +1382,9 @@ _DERIBIT_PERPS: tuple[tuple[str, float, float, float, float], ...] = (
 def build_deribit_contracts(start_ms: int) -> list[Contract]:
     """Deribit's universe: inverse ``BTC-PERPETUAL`` (10 USD contracts) and ``ETH-PERPETUAL`` (1 USD),
     the quarterly inverse ``BTC-<D><MON><YY>`` future, and BTC options ``BTC-<D><MON><YY>-<strike>-C/P``
-    (1 BTC each, priced in BTC) at the same expiry (exchanges.md §4.4). Quantities are in contracts;
-    the venue renders ``amount``/``open_interest`` in USD (contracts × size). Funding accrues
-    continuously; the book records it hourly (``funding_interval_h`` 1, hourly mean 0.01 %/8)."""
+    (1 BTC each, priced in BTC) at three expiries (``option_expiries_ms``) (exchanges.md §4.4).
+    Quantities are in contracts; the venue renders ``amount``/``open_interest`` in USD (contracts × size).
+    Funding accrues continuously; the book records it hourly (``funding_interval_h`` 1, hourly mean 0.01 %/8)."""
     out: list[Contract] = []
     launch = 1_534_242_000_000  # 2018-08-14, BTC-PERPETUAL's listing
     for base, size, oi, liq, median in _DERIBIT_PERPS:
@@ -1382,13 +1410,15 @@ def build_deribit_contracts(start_ms: int) -> list[Contract]:
     )  # fmt: skip
     out.extend(
         Contract(
-            venue="deribit", symbol=f"BTC-{code}-{_strike_str(strike)}-{kind}", category="option",
+            venue="deribit", symbol=f"BTC-{bybit_expiry_code(expiry)}-{_strike_str(strike)}-{kind}",
+            category="option",
             kind="option", base="BTC", quote="USD", settle="BTC", inverse=False, contract_value=1.0,
             price_decimals=4, qty_decimals=1, funding_interval_h=0, expiry_ms=expiry,
             launch_ms=expiry - 120 * DAY_MS, start_oi=1_500.0 + strike / 500.0, liq_rate_per_s=0.0,
             liq_median_usd=0.0, funding_mean=0.0, index="btc_usd", strike=strike, option_type=kind,
             base_iv=0.52, price_in_base=True,
         )
+        for expiry in option_expiries_ms(start_ms)
         for strike in _strikes("BTC")
         for kind in ("C", "P")
     )  # fmt: skip

@@ -24,6 +24,7 @@ from streamer.aggregate.analytics import (
     delta_iv,
     expiry_ms_from_date,
     funding_spread,
+    heatmap_bucket_usd,
     iv_extreme,
     iv_term_structure,
     largest_liquidations,
@@ -33,8 +34,10 @@ from streamer.aggregate.analytics import (
     liquidations_in_window,
     margin_type,
     max_pain,
+    now_and_past,
     oi_breakdown,
     oi_change_pct,
+    oi_total_change_pct,
     oi_weights,
     option_oi_usd,
     pain_at,
@@ -42,8 +45,10 @@ from streamer.aggregate.analytics import (
     premium,
     put_call_ratios,
     reference_price,
+    share_of,
     skew_25d,
     strike_ivs,
+    total_change_pct,
     volume_weights,
     weighted_funding,
 )
@@ -283,7 +288,51 @@ def test_oi_change_pct_measures_base_units_or_usd():
     assert oi_change_pct(events, week) == approx(-12.0)  # 44 B / 50 B USD
 
 
+def test_now_and_past_is_the_pair_change_pct_compares():
+    samples = [(T0 - DAY_MS - 1, 100.0), (T0 - DAY_MS + 1, 90.0), (T0, 110.0)]
+
+    assert now_and_past(samples, DAY_MS) == (110.0, 100.0)
+    assert now_and_past([(T0 - DAY_MS - 3 * HOUR_MS, 100.0), (T0, 1.0)], DAY_MS) is None  # past too old
+    assert now_and_past([(T0, 1.0)], DAY_MS) is None
+
+
+def test_total_change_pct_sums_only_series_with_both_a_now_and_a_past_value():
+    a = [(T0 - DAY_MS, 100.0), (T0, 120.0)]
+    b = [(T0 - DAY_MS, 300.0), (T0, 280.0)]
+    c = [(T0, 5_000.0)]  # no history: left out of both sums, not read as growth
+
+    # (120 + 280 − 100 − 300) / 400 × 100 = 0 ; with a alone: +20 %
+    assert total_change_pct([a, b, c], DAY_MS) == approx(0.0)
+    assert total_change_pct([a, c], DAY_MS) == approx(20.0)
+    assert total_change_pct([c], DAY_MS) is None
+    assert total_change_pct([[(T0 - DAY_MS, 0.0), (T0, 1.0)]], DAY_MS) is None
+
+
+def test_oi_total_change_pct_groups_venue_symbols():
+    groups = [
+        [oi("binance", 10e9, base=100.0, ts=T0 - DAY_MS), oi("binance", 12e9, base=110.0)],
+        [oi("okx", 5e9, base=50.0, ts=T0 - DAY_MS), oi("okx", 4e9, base=40.0)],
+    ]
+
+    assert oi_total_change_pct(groups, DAY_MS) == approx((16e9 - 15e9) / 15e9 * 100)
+    assert oi_total_change_pct(groups, DAY_MS, unit="base") == approx(0.0)  # 150 → 150 BTC
+
+
+def test_share_of_is_a_fraction_and_null_of_nothing():
+    assert share_of(25.0, 100.0) == 0.25
+    assert share_of(1.0, 0.0) is None
+
+
 # =========================================================================== basis
+
+
+def test_heatmap_bucket_is_a_round_step_near_a_quarter_percent_of_price():
+    assert heatmap_bucket_usd(95_000.0) == 250.0  # raw 237.5
+    assert heatmap_bucket_usd(3_400.0) == 10.0  # raw 8.5
+    assert heatmap_bucket_usd(150.0) == 0.5  # raw 0.375
+    assert heatmap_bucket_usd(80_000.0) == 200.0  # raw exactly 200
+    with pytest.raises(ValueError, match="positive"):
+        heatmap_bucket_usd(0.0)
 
 
 def test_premium_is_mark_over_index_minus_one_and_null_without_a_usable_index():

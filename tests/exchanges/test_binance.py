@@ -279,3 +279,50 @@ def test_empty_funding_info_from_one_market_does_not_default_the_other():
     a.load_instruments("[]", market="cm")
     funding, _ = a.parse(json.dumps(MARK), RECV)  # BTCUSDT is a UM symbol: UM fundingInfo never loaded
     assert (funding.interval_h, funding.rate_8h) == (None, None)
+
+
+# --------------------------------------------------------------------------- one-shot snapshots
+
+
+def _snapshot_adapter() -> BinanceAdapter:
+    from streamer.model import Instrument
+
+    a = BinanceAdapter()
+    a.meta.add(Instrument(exchange="binance", raw_symbol="BTCUSDT", kind="perpetual", base="BTC", quote="USDT"))
+    a.meta.add(Instrument(exchange="binance", raw_symbol="BTCUSD_PERP", kind="perpetual", base="BTC", quote="USD",
+                          inverse=True, contract_size=100.0))
+    a.meta.add(Instrument(exchange="binance", raw_symbol="BTCUSD_261225", kind="future", base="BTC", quote="USD",
+                          inverse=True, contract_size=100.0, expiry_ms=1_798_185_600_000))
+    a.meta.add(Instrument(exchange="binance", raw_symbol="ETHUSDT", kind="perpetual", base="ETH", quote="USDT"))
+    return a
+
+
+def test_snapshot_calls_per_command():
+    a = _snapshot_adapter()
+    funding = a.snapshot_calls("funding", ["BTC"])
+    assert {c.endpoint for c in funding} == {"premiumIndex", "ticker24hr", "openInterest", "fundingRate"}
+    assert {c.params["symbol"] for c in funding} == {"BTCUSDT", "BTCUSD_PERP"}  # perpetuals of BTC only
+    assert funding[0].endpoint == "premiumIndex"  # marks first: they value open interest
+    oi = a.snapshot_calls("oi", ["BTC"])
+    assert [c.endpoint for c in oi][:3] == ["premiumIndex"] * 3
+    ls = [c for c in oi if c.endpoint == "longShortRatio"]
+    assert {(c.market, c.params.get("symbol") or c.params.get("pair")) for c in ls} == {("um", "BTCUSDT"),
+                                                                                         ("cm", "BTCUSD")}
+    assert all(c.ttl_s for c in oi)
+    assert a.snapshot_calls("liquidations", ["BTC"]) == []
+    assert a.snapshot_calls("options", ["BTC"]) == []
+    assert len(a.snapshot_calls("basis", ["BTC"])) == 3
+
+
+def test_parse_long_short_um_and_cm():
+    a = BinanceAdapter()
+    um = json.dumps([{"symbol": "BTCUSDT", "longShortRatio": "1.8105", "longAccount": "0.6442",
+                      "shortAccount": "0.3558", "timestamp": 1583139600000}])
+    assert a.parse_long_short(um) == [("BTCUSDT", 1583139600000, 1.8105, 0.6442, 0.3558)]
+    cm = json.dumps([{"pair": "BTCUSD", "longShortRatio": "0.5", "longAccount": "0.3333", "shortAccount": "0.6667",
+                      "timestamp": 1}])
+    assert a.parse_long_short(cm)[0][0] == "BTCUSD_PERP"
+    with pytest.raises(FrameError, match="-1121"):
+        a.parse_long_short('{"code": -1121, "msg": "Invalid symbol."}')
+    with pytest.raises(FrameError):
+        a.parse_long_short("<html>")

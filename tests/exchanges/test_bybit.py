@@ -830,3 +830,37 @@ def test_truncated_rest_bodies_raise_only_frame_error(case, cut):
         _check(adapter().parse_rest(endpoint, text[: min(cut, len(text))], RECV))
     except FrameError:
         pass
+
+
+# --------------------------------------------------------------------------- one-shot snapshots
+
+
+def test_snapshot_calls_and_account_ratio():
+    from streamer.model import Instrument
+
+    a = BybitAdapter()
+    a.meta.add(Instrument(exchange="bybit", raw_symbol="BTCUSDT", kind="perpetual", base="BTC", quote="USDT"))
+    a.meta.add(Instrument(exchange="bybit", raw_symbol="BTCUSD", kind="perpetual", base="BTC", quote="USD",
+                          inverse=True, contract_size=1.0))
+    a.meta.add(Instrument(exchange="bybit", raw_symbol="BTC-26DEC26-100000-C", kind="option", base="BTC", quote="USD",
+                          expiry_ms=1_798_272_000_000, strike=100000.0, option_kind="C"))
+    funding = a.snapshot_calls("funding", ["BTC"])
+    assert [c.endpoint for c in funding] == ["tickers", "funding_history", "tickers", "funding_history"]
+    oi = a.snapshot_calls("oi", ["BTC"])
+    assert [c.endpoint for c in oi][:2] == ["tickers", "tickers"]  # prices first: they value OI history
+    hist = [c for c in oi if c.endpoint == "open_interest"]
+    assert all(c.params["intervalTime"] == "1h" and c.params["limit"] == "169" for c in hist)
+    ratio = [c for c in oi if c.endpoint == "account_ratio"]
+    assert {(c.params["category"], c.params["symbol"]) for c in ratio} == {("linear", "BTCUSDT"),
+                                                                           ("inverse", "BTCUSD")}
+    [opt] = a.snapshot_calls("options", ["BTC", "ETH"])
+    assert opt.params == {"category": "option", "baseCoin": "BTC"}
+    assert a.snapshot_calls("liquidations", ["BTC"]) == []
+    body = json.dumps({"retCode": 0, "retMsg": "OK", "result": {"list": [
+        {"symbol": "BTCUSDT", "buyRatio": "0.6", "sellRatio": "0.4", "timestamp": "1695772800000"}],
+        "nextPageCursor": ""}, "time": 1})
+    [(raw, ts, r, long_f, short_f)] = a.parse_long_short(body)
+    assert (raw, ts, long_f, short_f) == ("BTCUSDT", 1695772800000, 0.6, 0.4)
+    assert r == pytest.approx(1.5)
+    with pytest.raises(FrameError, match="10001"):
+        a.parse_long_short(json.dumps({"retCode": 10001, "retMsg": "params error", "result": {}}))

@@ -387,3 +387,43 @@ def test_overflowing_products_are_null_not_inf():
     row = dict(PERP_TICKER, funding_8h=1e307, open_interest=1e308, mark_price=1e-300)
     funding, ticker, oi = parse(DeribitAdapter(), note("ticker.BTC-PERPETUAL.100ms", row))
     assert (funding.annualized, ticker.open_interest, oi.oi_base) == (None, None, None)
+
+
+# --------------------------------------------------------------------------- one-shot snapshots
+
+
+def test_snapshot_calls_reach_and_black76_deltas():
+    from streamer.exchanges.deribit import black76_delta
+    from streamer.model import Instrument
+
+    a = DeribitAdapter()
+    a.meta.add(Instrument(exchange="deribit", raw_symbol="BTC-PERPETUAL", kind="perpetual", base="BTC", quote="USD",
+                          settle="BTC", inverse=True, contract_size=10.0))
+    a.meta.add(Instrument(exchange="deribit", raw_symbol="BTC-26DEC26-100000-C", kind="option", base="BTC",
+                          quote="BTC", settle="BTC", expiry_ms=1_798_272_000_000, strike=100000.0, option_kind="C"))
+    now = 1_790_000_000_000
+    funding = a.snapshot_calls("funding", ["BTC"], now_ms=now)
+    assert [c.endpoint for c in funding] == ["ticker", "funding_rate_history"]
+    hist = funding[1].params
+    assert int(hist["end_timestamp"]) - int(hist["start_timestamp"]) == 25 * 3_600_000
+    assert int(hist["end_timestamp"]) % 3_600_000 == 0  # a cache key stable within the hour
+    [liq] = a.snapshot_calls("liquidations", ["BTC"])
+    assert liq.params == {"currency": "BTC", "kind": "future", "count": "1000", "sorting": "desc"}
+    body = json.dumps({"jsonrpc": "2.0", "result": {"trades": [
+        {"instrument_name": "BTC-PERPETUAL", "timestamp": 5, "price": 1.0, "amount": 10, "direction": "buy"},
+        {"instrument_name": "BTC-PERPETUAL", "timestamp": 3, "price": 1.0, "amount": 10, "direction": "buy"}],
+        "has_more": True}})
+    assert a.snapshot_reach(liq, body) == (3, True)
+    [opt] = a.snapshot_calls("options", ["BTC"])
+    assert opt.params == {"currency": "BTC", "kind": "option"}
+    # Black-76: ATM forward call delta just above 0.5; put = call - 1
+    d = black76_delta("C", 100000.0, 100000.0, 0.5, 0.25)
+    assert d == pytest.approx(0.5497, abs=1e-3)
+    assert black76_delta("P", 100000.0, 100000.0, 0.5, 0.25) == pytest.approx(d - 1)
+    assert black76_delta("C", None, 100000.0, 0.5, 0.25) is None
+    row = OptionTicker(exchange="deribit", symbol=None, raw_symbol="BTC-26DEC26-100000-C", ts=now, recv_ts=now,
+                       underlying="BTC", expiry="2026-12-26", strike=100000.0, kind="C", mark_iv=0.5,
+                       underlying_price=100000.0)
+    [enriched] = a.snapshot_enrich([row])
+    years = (1_798_272_000_000 - now) / 31_536_000_000
+    assert enriched.delta == pytest.approx(black76_delta("C", 100000.0, 100000.0, 0.5, years))

@@ -703,3 +703,54 @@ def test_rest_poll_keeps_option_marks_oi_volume_and_index_fresh_for_listed_famil
     ]
     assert a.rest_poll(["liquidations", "funding"]) == []
     assert adapter().rest_poll(["options"]) == []
+
+
+# --------------------------------------------------------------------------- one-shot snapshots
+
+
+def _okx_snapshot_adapter() -> OkxAdapter:
+    from streamer.model import Instrument
+
+    a = OkxAdapter()
+    a.meta.add(Instrument(exchange="okx", raw_symbol="BTC-USDT-SWAP", kind="perpetual", base="BTC", quote="USDT",
+                          contract_size=0.01))
+    a.meta.add(Instrument(exchange="okx", raw_symbol="BTC-USD-261225", kind="future", base="BTC", quote="USD",
+                          inverse=True, contract_size=100.0, expiry_ms=1_798_185_600_000))
+    return a
+
+
+def test_snapshot_calls_liquidation_paging_and_long_short():
+    a = _okx_snapshot_adapter()
+    liq = a.snapshot_calls("liquidations", ["BTC"])
+    assert [(c.params["instType"], c.params["instFamily"], c.params["state"]) for c in liq] == [
+        ("SWAP", "BTC-USDT", "filled"), ("FUTURES", "BTC-USD", "filled")]
+    page = json.dumps({"code": "0", "msg": "", "data": [{"instId": "BTC-USDT-SWAP", "instType": "SWAP", "details": [
+        {"side": "sell", "posSide": "long", "bkPx": "90000", "sz": "2", "ts": "1700000005000"},
+        {"side": "buy", "posSide": "short", "bkPx": "90010", "sz": "1", "ts": "1700000001000"}]}]})
+    nxt = a.snapshot_next(liq[0], page, since_ms=1_699_999_000_000, pages=1)
+    assert nxt is not None
+    assert nxt.params["after"] == "1700000001000"
+    assert a.snapshot_next(liq[0], page, since_ms=1_700_000_002_000, pages=1) is None  # window reached
+    assert a.snapshot_next(liq[0], page, since_ms=0, pages=a.LIQUIDATION_PAGES) is None  # page cap
+    assert a.snapshot_next(liq[0], json.dumps({"code": "0", "data": []}), since_ms=0, pages=1) is None
+    oi = a.snapshot_calls("oi", ["BTC"])
+    [ls] = [c for c in oi if c.endpoint == "long_short_ratio"]
+    body = json.dumps({"code": "0", "msg": "", "data": [["1630502100000", "1.25"]]})
+    assert a.parse_long_short(body, ls.params) == [("BTC", 1630502100000, 1.25, None, None)]
+    assert [c.endpoint for c in oi][:2] == ["mark_price", "mark_price"]
+
+
+def test_snapshot_enrich_joins_mark_and_index():
+    a = _okx_snapshot_adapter()
+    a.parse_rest("index_tickers", json.dumps({"code": "0", "data": [{"instId": "BTC-USDT", "idxPx": "95000",
+                                                                     "ts": "1"}]}), RECV)
+    evs = a.parse_rest("mark_price", json.dumps({"code": "0", "data": [
+        {"instId": "BTC-USDT-SWAP", "instType": "SWAP", "markPx": "95100", "ts": "2"}]}), RECV)
+    evs += a.parse_rest("funding_rate", json.dumps({"code": "0", "data": [
+        {"instId": "BTC-USDT-SWAP", "fundingRate": "0.0001", "fundingTime": "1700006400000",
+         "nextFundingTime": "1700035200000", "ts": "1700000000000"}]}), RECV)
+    ticker, funding = a.snapshot_enrich(evs)
+    assert isinstance(ticker, Ticker)
+    assert (ticker.mark_price, ticker.index_price) == (95100.0, 95000.0)
+    assert isinstance(funding, Funding)
+    assert (funding.mark_price, funding.index_price) == (95100.0, 95000.0)

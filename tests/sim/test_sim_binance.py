@@ -673,3 +673,29 @@ async def test_serve_prints_named_urls_and_returns_zero() -> None:
 
 async def test_main_accepts_port_seed_and_scenario() -> None:
     assert await asyncio.to_thread(main, ["--seed", "3", "--scenario", "demo", "--duration", "0.1"]) == 0
+
+
+async def test_global_long_short_account_ratio(sim: SimServer, http: aiohttp.ClientSession) -> None:
+    """bn: Long/Short Ratio (globalLongShortAccountRatio): UM by symbol, CM by pair; ascending rows."""
+    from streamer.sim.venues.binance import long_account_share
+
+    um, cm = sim.urls["binance_um_rest"], sim.urls["binance_cm_rest"]
+    path = "/futures/data/globalLongShortAccountRatio"
+    status, rows, _ = await get(http, um + path + "?symbol=BTCUSDT&period=5m&limit=3")
+    assert status == 200
+    assert len(rows) == 3
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    row = rows[-1]
+    assert set(row) == {"symbol", "longShortRatio", "longAccount", "shortAccount", "timestamp"}
+    share = long_account_share("BTCUSDT", row["timestamp"])
+    assert float(row["longAccount"]) == pytest.approx(share)
+    assert float(row["shortAccount"]) == pytest.approx(1 - share)
+    assert float(row["longShortRatio"]) == pytest.approx(share / (1 - share), abs=1e-4)
+    assert row["timestamp"] % 300_000 == 0
+    status, rows, _ = await get(http, cm + path + "?pair=BTCUSD&period=1h&limit=2")
+    assert status == 200
+    assert len(rows) == 2
+    assert rows[0]["pair"] == "BTCUSD"
+    status, err, _ = await get(http, um + path + "?symbol=BTCUSDT")
+    assert status == 400
+    assert err["code"] < 0

@@ -399,7 +399,7 @@ async def test_instruments_info_inverse_option_and_filters(sim: SimServer, http:
     )
     _, options, _ = await get(http, base + "?category=option")
     rows = options["result"]["list"]
-    assert len(rows) == 6
+    assert len(rows) == 18  # 3 expiries x 3 strikes x C/P
     assert {r["optionsType"] for r in rows} == {"Call", "Put"}
     assert all((r["baseCoin"], r["quoteCoin"], r["settleCoin"]) == ("BTC", "USD", "USDC") for r in rows)
     assert all(r["symbol"].startswith("BTC-") and r["symbol"][-2:] in ("-C", "-P") for r in rows)
@@ -595,3 +595,24 @@ def test_bybit_book_follows_binance_walks_with_its_own_numbers() -> None:
     other.advance_to(other.start_ms + 20_000)
     assert other.bybit.liquidations == market.bybit.liquidations
     assert other.bybit.state("ETHUSDT") == market.bybit.state("ETHUSDT")
+
+
+async def test_account_ratio(sim: SimServer, http: aiohttp.ClientSession) -> None:
+    """bbd:v5/market/long-short-ratio: buyRatio/sellRatio strings, newest first, period required."""
+    from streamer.sim.venues.bybit import long_account_share
+
+    base = sim.urls["bybit_rest"] + "/v5/market/account-ratio"
+    _, body, _ = await get(http, base + "?category=linear&symbol=BTCUSDT&period=1h&limit=3")
+    assert body["retCode"] == 0
+    rows = body["result"]["list"]
+    assert len(rows) == 3
+    assert [int(r["timestamp"]) for r in rows] == sorted((int(r["timestamp"]) for r in rows),
+                                                                            reverse=True)
+    r = rows[0]
+    assert float(r["buyRatio"]) == pytest.approx(long_account_share("BTCUSDT", int(r["timestamp"])))
+    assert float(r["buyRatio"]) + float(r["sellRatio"]) == pytest.approx(1.0)
+    _, body, _ = await get(http, base + "?category=inverse&symbol=BTCUSD&period=5min&limit=1")
+    assert body["retCode"] == 0
+    assert body["result"]["list"][0]["symbol"] == "BTCUSD"
+    _, body, _ = await get(http, base + "?category=linear&symbol=BTCUSDT")
+    assert body["retCode"] != 0  # period is required

@@ -239,7 +239,7 @@ async def test_pushes_carry_arg_and_data_with_string_numbers(sim: SimServer) -> 
     assert int(funding["fundingTime"]) > sim.market.now_ms - 1000
     assert {"fundingRate", "settFundingRate", "settState", "method", "premium"} <= set(funding)
     summary = first["opt-summary"]["data"]
-    assert len(summary) == 6
+    assert len(summary) == 18  # 3 expiries x 3 strikes x C/P
     for row in summary:
         assert 0.05 < float(row["markVol"]) < 3  # fractions
         assert {"deltaBS", "gammaBS", "vegaBS", "thetaBS", "fwdPx", "volLv", "uly"} <= set(row)
@@ -355,7 +355,7 @@ async def test_instruments_report_contract_values_and_types(sim: SimServer, http
     status, missing = await get(http, base + "?instType=OPTION")
     assert (status, missing["code"]) == (400, "50014")
     _, options = await get(http, base + "?instType=OPTION&instFamily=BTC-USD")
-    assert len(options["data"]) == 6
+    assert len(options["data"]) == 18  # 3 expiries x 3 strikes x C/P
     kinds = {(r["optType"], r["ctValCcy"], r["settleCcy"]) for r in options["data"]}
     assert kinds == {("C", "BTC", "BTC"), ("P", "BTC", "BTC")}
     _, by_uly = await get(http, base + "?instType=OPTION&uly=BTC-USD")
@@ -391,7 +391,7 @@ async def test_market_data_rest_endpoints(sim: SimServer, http: aiohttp.ClientSe
     [row] = oi["data"]
     assert float(row["oiCcy"]) == pytest.approx(float(row["oi"]) * 0.1, rel=1e-6)
     _, option_oi = await get(http, base + "/public/open-interest?instType=OPTION&instFamily=BTC-USD")
-    assert len(option_oi["data"]) == 6
+    assert len(option_oi["data"]) == 18
     _, marks = await get(http, base + "/public/mark-price?instType=SWAP")
     assert {r["instId"] for r in marks["data"]} >= {"BTC-USDT-SWAP", "BTC-USD-SWAP"}
     _, indexes = await get(http, base + "/market/index-tickers?quoteCcy=USDT")
@@ -407,7 +407,7 @@ async def test_market_data_rest_endpoints(sim: SimServer, http: aiohttp.ClientSe
     _, ticker = await get(http, base + "/market/ticker?instId=SOL-USDT-SWAP")
     assert ticker["data"][0]["instId"] == "SOL-USDT-SWAP"
     _, summary = await get(http, base + "/public/opt-summary?instFamily=BTC-USD")
-    assert len(summary["data"]) == 6
+    assert len(summary["data"]) == 18
     status, no_family = await get(http, base + "/public/opt-summary")
     assert (status, no_family["code"]) == (400, "50014")
     url = base + "/rubik/stat/contracts/open-interest-history?instId=BTC-USDT-SWAP&period=1H&limit=5"
@@ -598,3 +598,22 @@ async def test_cascade_scenario_read_on_three_venues_totals_the_market_record() 
     window = {"start_ms": start_ms, "end_ms": end_ms}
     generated_okx = market.okx.total_liquidation_usd("ETH-USDT-SWAP", pushed_only=False, **window)
     assert generated_okx > record["okx"]
+
+
+async def test_long_short_account_ratio(sim: SimServer) -> None:
+    """okx:stat "Get long/short ratio": positional [ts, ratio] rows, newest first; ccy required."""
+    from streamer.sim.venues.okx import long_account_share
+
+    base = sim.urls["okx_rest"] + "/api/v5/rubik/stat/contracts/long-short-account-ratio"
+    async with aiohttp.ClientSession() as http:
+        status, body = await get(http, base + "?ccy=BTC&period=1H")
+        assert status == 200
+        assert body["code"] == "0"
+        rows = body["data"]
+        assert len(rows) >= 24
+        assert int(rows[0][0]) > int(rows[1][0])
+        ts, ratio = int(rows[0][0]), float(rows[0][1])
+        share = long_account_share("BTC", ts)
+        assert ratio == pytest.approx(share / (1 - share), abs=1e-4)
+        _, body = await get(http, base)
+        assert body["code"] != "0"  # ccy is required

@@ -145,7 +145,7 @@ async def test_option_greeks_and_iv_agree() -> None:
         await move_to(sim, clock, START_MS + 30_000)
         async with ccxt_deribit(sim.urls) as ex, ours_deribit(sim.urls) as us:
             options = [s for s, c in sim.market.deribit.contracts.items() if c.kind == "option"]
-            assert len(options) == 6
+            assert len(options) == 18  # three expiries × three strikes × call/put
             no_bid = 0
             for raw in options:
                 sym = ex.markets_by_id[raw][0]["symbol"]
