@@ -207,6 +207,8 @@ class SymbolState:
     premium: float = 0.0
     oi_target: float = 0.0
     spike_saved_rate: float | None = None
+    walk_index: float = 0.0
+    """Delivery contracts only: the walk their futures price follows (``index_price`` is the pair's index)."""
 
     @property
     def trade_count_24h(self) -> int:
@@ -589,6 +591,14 @@ class Market:
         for inst in self.instruments.values():
             st = self._states[inst.symbol] = self._initial_state(inst)
             self.oi_history[inst.symbol].extend(_start_oi_points(self.start_ms, st.open_interest, st.mark_price))
+        # A delivery contract is priced against its pair's index, the one its perpetual uses
+        # (Binance premiumIndex: same ``indexPrice`` for BTCUSD_PERP and BTCUSD_261225); its own walk
+        # is its futures price, so the basis (contango) is real and moves.
+        self._perp_of: dict[str, str] = {
+            i.symbol: p.symbol for i in self.instruments.values() if not i.perpetual
+            for p in self.instruments.values() if p.perpetual and p.product == i.product and p.pair == i.pair
+        }
+        self._sync_delivery_index()
         self.bybit = VenueBook(self, build_bybit_contracts(self.start_ms), BYBIT_BOOK)
         """Bybit v5 contracts (linear, inverse, option) and their records."""
         self.okx = VenueBook(self, build_okx_contracts(self.start_ms), OKX_BOOK)
@@ -710,6 +720,7 @@ class Market:
         self._apply_effects(prev, t)
         for inst in self.instruments.values():
             self._walk(inst, self._states[inst.symbol], prev, t, dt)
+        self._sync_delivery_index()
         first_new = len(self.liquidations)
         self._generate_liquidations(prev, t, dt)
         self._scripted_liquidations(prev, t)
@@ -787,13 +798,25 @@ class Market:
             ask = inst.round_price(bid + inst.tick)
         return bid, ask
 
+    def _sync_delivery_index(self) -> None:
+        """Delivery contracts: ``index_price`` is the perpetual's index, the mark keeps its own walk."""
+        for symbol, perp in self._perp_of.items():
+            st = self._states[symbol]
+            st.walk_index = st.walk_index or st.index_price
+            st.index_price = self._states[perp].index_price
+
     def _walk(self, inst: Instrument, st: SymbolState, prev: int, t: int, dt: float) -> None:
         rng = self._rng
         sq = math.sqrt(dt)
         drift = self._price_drift(inst.symbol, prev, t)
-        st.index_price *= math.exp(inst.vol_per_sqrt_s * sq * rng.gauss(0, 1) + drift)
+        if st.walk_index:  # a delivery contract: its futures price walks, its index is the perpetual's
+            st.walk_index *= math.exp(inst.vol_per_sqrt_s * sq * rng.gauss(0, 1) + drift)
+            walked = st.walk_index
+        else:
+            st.index_price *= math.exp(inst.vol_per_sqrt_s * sq * rng.gauss(0, 1) + drift)
+            walked = st.index_price
         st.premium += -0.05 * st.premium * dt + 0.00002 * sq * rng.gauss(0, 1)
-        st.mark_price = st.index_price * (1 + st.premium)
+        st.mark_price = walked * (1 + st.premium)
         last = st.mark_price * (1 + rng.gauss(0, 0.00003))
         st.last_price = max(inst.tick, inst.round_price(last))
         st.bid_price, st.ask_price = self._book(inst, st.last_price)
