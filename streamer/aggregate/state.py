@@ -184,12 +184,13 @@ class FundingBoard:
 
     "Latest" is the event with the largest ``ts`` (a tie goes to the later
     arrival). The average is the sample mean of the non-null ``rate_8h``
-    values over ``avg_window_s`` (default 24 h), in 1-minute buckets.
+    values over ``avg_window_s`` (default 24 h), in 5-minute buckets (the window's edge moves
+    in 5-minute steps; 288 slots, 7 kB per symbol).
     Events with ``rate_8h`` null update "latest" but not the average
     (counted ``rate_8h_null``).
     """
 
-    def __init__(self, avg_window_s: int = 86_400, avg_bucket_s: int = 60) -> None:
+    def __init__(self, avg_window_s: int = 86_400, avg_bucket_s: int = 300) -> None:
         self.avg_window_s = avg_window_s
         self._avg_bucket_ms = avg_bucket_s * 1000
         self._latest: dict[tuple[str, str], Funding] = {}

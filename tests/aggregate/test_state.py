@@ -111,14 +111,15 @@ def test_each_liquidation_window_evicts_at_its_own_boundary():
 
 def test_funding_board_keeps_latest_by_ts_and_a_24h_average():
     state = LiveState()
-    feed(state, [funding(T0, 0.0001), funding(T0 + 60 * S, 0.0003), funding(T0 + 30 * S, 0.0002)])
+    t0 = T0 - T0 % (5 * M)  # the start of a 5-minute bucket
+    feed(state, [funding(t0, 0.0001), funding(t0 + 5 * M, 0.0003), funding(t0 + 30 * S, 0.0002)])
     board = state.funding
 
-    assert board.latest("binance", "BTC-USDT-PERP").ts == T0 + 60 * S  # the late one is not "latest"
-    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", T0 + 60 * S) == pytest.approx(0.0002)
-    # 24 h later the minute of T0 (with T0 and T0+30s) has left: only 0.0003 remains.
-    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", T0 + 24 * H) == pytest.approx(0.0003, rel=1e-12)
-    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", T0 + 24 * H + M) is None
+    assert board.latest("binance", "BTC-USDT-PERP").ts == t0 + 5 * M  # the late one is not "latest"
+    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", t0 + 5 * M) == pytest.approx(0.0002)
+    # 24 h later the 5 minutes from t0 (with t0 and t0+30s) have left: only 0.0003 remains.
+    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", t0 + 24 * H) == pytest.approx(0.0003, rel=1e-12)
+    assert board.avg_rate_8h("binance", "BTC-USDT-PERP", t0 + 24 * H + 5 * M) is None
 
 
 def test_funding_with_null_rate_8h_updates_latest_but_not_the_average():

@@ -145,6 +145,29 @@ def test_answer_depends_on_the_set_of_values_not_on_arrival_order(values, rnd):
 # --------------------------------------------------------------------------- RollingMean
 
 
+def test_rolling_mean_ring_agrees_with_a_sum_window_on_random_late_and_gapped_samples():
+    import random
+
+    rng = random.Random(3)
+    span, bucket = 60 * M, M
+    ring, ref = RollingMean(span, bucket), SumWindow(span, bucket)
+    t = 0
+    for _ in range(5_000):
+        t += rng.choice([0, 1, 7 * S, 3 * M, 2 * 60 * M])  # same bucket, next ones, gaps past the span
+        ts = max(0, t - rng.choice([0, 0, 0, 30 * S, 20 * M, 70 * M]))  # some late, some too late
+        value = rng.uniform(-1e-3, 1e-3)
+        assert ring.add(ts, value) == ref.add(ts, value)
+        if rng.random() < 0.2:
+            now = t + rng.choice([0, 30 * S, 59 * M])
+            assert ring.count(now) == ref.count(now)
+            want = ref.mean(now)
+            got = ring.mean(now)
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+    assert (ring.late_accepted, ring.late_dropped) == (ref.late_accepted, ref.late_dropped)
+
+
 def test_rolling_mean_over_24h_in_minute_buckets():
     mean = RollingMean(24 * 60 * M, M)
     mean.add(0, 0.0001)
@@ -155,7 +178,7 @@ def test_rolling_mean_over_24h_in_minute_buckets():
     assert mean.count(24 * 60 * M - 1) == 3  # minute 0 still in (minutes 0..1439)
     assert mean.mean(24 * 60 * M) == 0.0005  # minute 0 left
     assert mean.mean(36 * 60 * M) is None
-    assert len(mean.window) == 0
+    assert len(mean) == 0
 
 
 # --------------------------------------------------------------------------- SampleHistory
