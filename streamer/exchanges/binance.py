@@ -123,6 +123,16 @@ class BinanceEnvelope(msgspec.Struct, frozen=True, gc=False):
 
 
 _PAYLOAD_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder(BinancePayload | list[BinancePayload])
+
+
+class _BinanceCombined(msgspec.Struct, frozen=True, gc=False):
+    """A combined-stream envelope whose ``data`` is a known payload (the fast path of ``/stream``)."""
+
+    stream: str
+    data: BinancePayload | list[BinancePayload]
+
+
+_COMBINED_DEC: msgspec.json.Decoder[_BinanceCombined] = msgspec.json.Decoder(_BinanceCombined)
 _ENVELOPE_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder(BinanceEnvelope | list[msgspec.Raw])
 _HEAD_DEC: msgspec.json.Decoder[Any] = msgspec.json.Decoder(BinanceEnvelope)
 
@@ -502,8 +512,12 @@ class BinanceAdapter:
         """
         self.stats.frames += 1
         self.last_channel = None
+        # a combined-stream envelope (``{"stream":…,"data":…}``, /stream endpoints) decodes in one go
+        combined = frame.startswith(b'{"stream"' if isinstance(frame, bytes) else '{"stream"')
         try:
-            payload = _PAYLOAD_DEC.decode(frame)
+            payload: Any = (_COMBINED_DEC if combined else _PAYLOAD_DEC).decode(frame)
+            if combined:
+                payload = payload.data
         except msgspec.ValidationError:
             payload = None
         except msgspec.DecodeError as exc:
