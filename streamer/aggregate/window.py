@@ -91,7 +91,10 @@ class SumWindow:
         if self._now is not None and now_ms <= self._now:
             return
         self._now = now_ms
-        cutoff = now_ms // self.bucket_ms - self.n_buckets  # buckets <= cutoff are out
+        self._evict(now_ms // self.bucket_ms - self.n_buckets)
+
+    def _evict(self, cutoff: int) -> None:
+        """Drop the buckets ``<= cutoff`` (they left the window)."""
         buckets = self._buckets
         while buckets and buckets[0][0] <= cutoff:
             _, s, c, m = buckets.popleft()
@@ -105,15 +108,19 @@ class SumWindow:
         """Add one sample at event time ``ts`` (ms); False when it was too late and dropped."""
         k = ts // self.bucket_ms
         buckets = self._buckets
-        if self._now is None or ts >= self._now:
-            self._advance(ts)
+        now = self._now
+        if now is None or ts >= now:
+            if now is None or ts > now:  # the horizon moves (inlined ``_advance``: this is the hot path)
+                self._now = ts
+                if buckets and buckets[0][0] <= k - self.n_buckets:
+                    self._evict(k - self.n_buckets)
             if buckets and buckets[-1][0] == k:
                 bucket = buckets[-1]
             else:
                 bucket = [k, 0.0, 0, 0]
                 buckets.append(bucket)
         else:
-            if k <= self._now // self.bucket_ms - self.n_buckets:
+            if k <= now // self.bucket_ms - self.n_buckets:
                 self.late_dropped += 1
                 return False
             self.late_accepted += 1

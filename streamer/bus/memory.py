@@ -224,6 +224,8 @@ class MemoryBus:
         self._by_type: dict[str, int] = {}
         self._pending: deque[Event] = deque()
         self._dispatching = False
+        # per event class: its type name and the consumers that want it (cleared when one is added)
+        self._routes: dict[type, tuple[str, tuple[QueueConsumer, ...]]] = {}
 
     def add_handler(self, fn: Handler) -> None:
         """Register a sync handler (called in registration order)."""
@@ -255,15 +257,17 @@ class MemoryBus:
         cons = QueueConsumer(name, maxsize, overflow, wanted)
         self._consumers[name] = cons
         self._consumer_list.append(cons)
+        self._routes.clear()
         return cons
 
     def publish(self, event: Event) -> None:
         """Dispatch to handlers, then offer to consumers; nested publishes run after this one."""
-        self._pending.append(event)
         if self._dispatching:
+            self._pending.append(event)
             return
         self._dispatching = True
         try:
+            self._dispatch(event)
             while self._pending:
                 self._dispatch(self._pending.popleft())
         finally:
@@ -271,14 +275,17 @@ class MemoryBus:
             self._pending.clear()
 
     def _dispatch(self, event: Event) -> None:
-        kind = event_type(event)
+        route = self._routes.get(type(event))
+        if route is None:
+            kind = event_type(event)
+            route = self._routes[type(event)] = (kind, tuple(c for c in self._consumer_list if c.wants(kind)))
+        kind, consumers = route
         self._published += 1
         self._by_type[kind] = self._by_type.get(kind, 0) + 1
         for fn in self._handlers:
             fn(event)
-        for cons in self._consumer_list:
-            if cons.wants(kind):
-                cons.offer(event)
+        for cons in consumers:
+            cons.offer(event)
 
     def close(self) -> None:
         """Close every consumer."""
