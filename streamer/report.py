@@ -66,7 +66,7 @@ from streamer.aggregate.analytics import (
     weighted_funding,
 )
 from streamer.config import RulesSettings
-from streamer.model import Funding, Instrument, Liquidation, OpenInterest, OptionTicker, Ticker
+from streamer.model import Funding, Instrument, Liquidation, OpenInterest, OptionTicker, Ticker, funding_fields
 from streamer.snapshot import Coverage, LongShortRatio, Snapshot, VenueStatus
 
 __all__ = [
@@ -538,6 +538,15 @@ def _fmt_threshold_pct(fraction: float) -> str:
 # --------------------------------------------------------------------------- funding
 
 
+def _with_interval(ev: Funding, interval_h: float | None) -> Funding:
+    """A history row that states no interval (OKX funding-rate-history) normalized with the symbol's
+    current interval (assumed unchanged over the 24 h the average covers)."""
+    if ev.rate_8h is not None or not interval_h:
+        return ev
+    rate_8h, annualized = funding_fields(ev.rate, interval_h)
+    return msgspec.structs.replace(ev, interval_h=interval_h, rate_8h=rate_8h, annualized=annualized)
+
+
 def _build_funding(snap: Snapshot, rules: RulesSettings) -> FundingReport:
     threshold = rules.extreme_funding.threshold_pct / 100.0
     stale = _stale(snap)
@@ -549,7 +558,7 @@ def _build_funding(snap: Snapshot, rules: RulesSettings) -> FundingReport:
     history = _group(fundings)
     rows = []
     for (ex, sym), cur in sorted(latest_by_key(fundings).items(), key=lambda kv: _row_key(*kv[0])):
-        settled = [ev for ev in history[(ex, sym)] if ev is not cur]
+        settled = [_with_interval(ev, cur.interval_h) for ev in history[(ex, sym)] if ev is not cur]
         window = [ev for ev in settled if snap.as_of_ms - DAY_MS < ev.ts <= snap.as_of_ms and ev.rate_8h is not None]
         rows.append(FundingRow(
             exchange=ex, base=_base_of(sym) or "", symbol=sym, raw_symbol=cur.raw_symbol, ts=cur.ts, rate=cur.rate,

@@ -65,9 +65,10 @@ def snap(command, venues, **kw):
 
 
 def funding(ex, sym, rate, interval=8.0, ts=AS_OF - 60_000, raw=None, **kw):
-    r8 = rate * 8 / interval
+    r8 = None if interval is None else rate * 8 / interval
+    annual = None if interval is None else rate * 24 / interval * 365
     return Funding(exchange=ex, symbol=sym, raw_symbol=raw or sym, ts=ts, recv_ts=ts, rate=rate, interval_h=interval,
-                   rate_8h=r8, annualized=rate * 24 / interval * 365, **kw)
+                   rate_8h=r8, annualized=annual, **kw)
 
 
 def oi(ex, sym, base, usd, ts=AS_OF - 60_000, raw=None, contracts=None):
@@ -590,3 +591,18 @@ def test_cli_answers_from_the_simulator(argv, check, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     assert check(out)
+
+
+def test_history_rows_without_an_interval_average_with_the_symbols_current_interval():
+    # OKX funding-rate-history rows state no interval (rate_8h null); the current event says 8 h
+    s = snap("funding", [
+        venue("okx", [
+            funding("okx", "BTC-USDT-PERP", 0.0001, ts=AS_OF - 16 * H, raw="BTC-USDT-SWAP", interval=None),
+            funding("okx", "BTC-USDT-PERP", 0.0003, ts=AS_OF - 8 * H, raw="BTC-USDT-SWAP", interval=None),
+            funding("okx", "BTC-USDT-PERP", 0.0002, raw="BTC-USDT-SWAP", next_funding_ts=AS_OF + 8 * H),
+        ]),
+        CLOSED,
+    ])
+    (row,) = build_report(s).rows
+    assert row.avg_rate_8h_24h == approx(0.0002)  # (0.0001 + 0.0003) / 2, each per 8 h
+    assert row.history_samples == 2
