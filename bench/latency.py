@@ -43,7 +43,6 @@ no frame error). The saturation rate is the highest rate of a short ascending ra
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -813,20 +812,10 @@ def section(args: Any, console: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
+    from bench.standalone import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="one small rate and a two-step ramp")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    args = p.parse_args(argv)
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    results = section(args, console)
-    if args.json:
-        import orjson
-
-        with open(args.json, "wb") as fh:
-            fh.write(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    return 0
+    return section_main("python -m bench.latency", __doc__.splitlines()[0],
+                        "one small rate and a two-step ramp", section, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ RSS is VmRSS from ``/proc/self/status`` (after ``gc.collect()``).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import multiprocessing as mp
 import random
@@ -532,20 +531,10 @@ def section(args: Any, console: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
+    from bench.standalone import section_main
 
-    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="200 instruments (projected to 2,000), a 10 s soak")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    args = p.parse_args(argv)
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    results = section(args, console)
-    if args.json:
-        import orjson
-
-        with open(args.json, "wb") as fh:
-            fh.write(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    return 0
+    return section_main("python -m bench.memory", __doc__.splitlines()[0],
+                        "200 instruments (projected to 2,000), a 10 s soak", section, argv)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,15 @@ from rich.text import Text
 from streamer.aggregate.analytics import (
     DAY_MS,
     CascadeRisk,
+    ExpirySummary,
     FundingAverage,
     FundingSpread,
     HeatBucket,
     IvExtreme,
-    MaxPain,
     OIBreakdown,
     OptionChain,
     PutCallRatios,
     SideTotals,
-    Skew25,
     TermPoint,
     average_rate_8h,
     basis_term_structure,
@@ -336,33 +335,16 @@ class LiquidationsReport(_Report, frozen=True, kw_only=True):
     aggregates: list[LiquidationAggregate]
 
 
-class OptionsExpiryRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One expiry of one underlying on one venue (``analytics.expiry_summary``).
+class OptionsExpiryRow(ExpirySummary, frozen=True, kw_only=True):
+    """One expiry of one underlying on one venue: ``analytics.ExpirySummary`` (its fields and units) plus
+    the venue, the underlying and the IV-extreme flag.
 
     Attributes:
-        underlying_price: the expiry's reference price (forward on Deribit).
-        atm_iv: ATM IV (fraction), interpolated in strike at ``underlying_price``.
-        skew: 25-delta put IV, call IV and ``skew`` = put − call (fractions of IV).
-        pcr: put/call ratios by 24 h volume and by OI, and the sums (base units).
-        max_pain: the strike where option holders' payout is smallest, and that payout (USD).
-        oi_base, oi_usd: open interest, base units and USD.
         iv_extreme: ``analytics.iv_extreme`` of ``atm_iv`` against ``IV_EXTREME_HIGH``/``LOW``.
     """
 
     exchange: str
     underlying: str
-    expiry: str
-    expiry_ms: int
-    days_to_expiry: float
-    underlying_price: float | None
-    atm_iv: float | None
-    skew: Skew25
-    pcr: PutCallRatios
-    max_pain: MaxPain | None
-    oi_base: float
-    oi_usd: float | None
-    strikes: int
-    options: int
     iv_extreme: IvExtreme | None
     stale: bool
 
@@ -752,12 +734,8 @@ def _build_options(snap: Snapshot, rules: RulesSettings) -> OptionsReport:
             summary = chain.summary(base, snap.as_of_ms)
             for e in summary.expiries:
                 flag = iv_extreme(e.atm_iv, high=IV_EXTREME_HIGH, low=IV_EXTREME_LOW) if e.atm_iv is not None else None
-                rows.append(OptionsExpiryRow(
-                    exchange=v.exchange, underlying=base, expiry=e.expiry, expiry_ms=e.expiry_ms,
-                    days_to_expiry=e.days_to_expiry, underlying_price=e.underlying_price, atm_iv=e.atm_iv, skew=e.skew,
-                    pcr=e.pcr, max_pain=e.max_pain, oi_base=e.oi_base, oi_usd=e.oi_usd, strikes=e.strikes,
-                    options=e.options, iv_extreme=flag, stale=v.exchange in stale,
-                ))
+                rows.append(OptionsExpiryRow(**msgspec.structs.asdict(e), exchange=v.exchange, underlying=base,
+                                             iv_extreme=flag, stale=v.exchange in stale))
                 if flag is not None and flag.extreme and flag.threshold is not None:
                     rel = "above" if flag.trigger == "high" else "below"
                     alerts.append(f"⚠ {base} ATM IV on {VENUE_NAMES.get(v.exchange, v.exchange)} for {e.expiry} is "
