@@ -382,6 +382,7 @@ class Daemon:
             ws_ping_timeout_s=hb.ws_ping_timeout_s,
             max_lifetime_s=hb.max_lifetime_s,
             subscribe_rate_per_s=hb.max_messages_per_s,
+            text_as_bytes=True,
             **kwargs,
         )
         for s in plan.streams:

@@ -253,6 +253,7 @@ class WsSession:
         close_timeout_s: float | None = 2.0,
         max_pending_sends: int = 1000,
         compression: Literal["deflate"] | None = "deflate",
+        text_as_bytes: bool = False,
     ) -> None:
         """Configure a session; nothing happens until ``run()``.
 
@@ -283,6 +284,8 @@ class WsSession:
             close_timeout_s: Seconds to wait for the closing handshake when we close.
             max_pending_sends: Bound of the outgoing queue for ``send()``.
             compression: ``"deflate"`` to offer permessage-deflate, None to disable it.
+            text_as_bytes: hand text frames to ``on_frame`` as their UTF-8 bytes, undecoded (msgspec
+                parses bytes directly: the decode to ``str`` is work nobody needs on the hot path).
 
         Raises:
             ValueError: On an application ping without a positive interval, or a non-positive
@@ -317,6 +320,7 @@ class WsSession:
         self._close_timeout_s = close_timeout_s
         self._max_pending_sends = max_pending_sends
         self._compression = compression
+        self._decode = not text_as_bytes
 
         self._streams: dict[str, _Stream] = {}
         self._conn: _Conn | None = None
@@ -667,11 +671,12 @@ class WsSession:
 
     async def _reader(self, conn: _Conn) -> None:
         recv = conn.ws.recv
+        decode = None if self._decode else False  # None: text as str, binary as bytes (websockets' default)
         on_frame = self._on_frame
         clock = self._wall_ms
         mono = time.monotonic
         while True:
-            frame = await recv()
+            frame = await recv(decode)
             recv_ms = clock()
             conn.last_frame_mono = mono()
             conn.frames += 1

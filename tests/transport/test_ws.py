@@ -88,6 +88,23 @@ async def test_ws_session_delivers_frames_with_receive_time():
     assert stats.url == srv.url
 
 
+async def test_ws_session_hands_text_frames_over_as_utf8_bytes_when_asked():
+    async def script(conn: ServerConn) -> web.StreamResponse:
+        ws = await conn.accept()
+        await conn.read(1)
+        await ws.send_str('{"p":"1€"}')
+        await ws.send_bytes(b"cc")
+        await conn.serve()
+        return ws
+
+    frames: list[tuple[str | bytes, int]] = []
+    async with ws_server(script) as srv:
+        session = make_session(srv.url, frames, wall_ms=lambda: 7, text_as_bytes=True)
+        async with running(session):
+            await session.wait_frames(2)
+    assert frames == [('{"p":"1€"}'.encode(), 7), (b"cc", 7)]
+
+
 async def test_ws_session_resubscribes_after_server_drop():
     subs = ["s1", "s2"]
 
