@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from streamer.aggregate.analytics import OptionChain
-from streamer.aggregate.window import RollingMean, SampleHistory, SumWindow
+from streamer.aggregate.window import MultiSumWindow, RollingMean, SampleHistory
 from streamer.model import Event, Funding, Liquidation, OpenInterest, OptionTicker, Ticker
 
 RECENT_LIQUIDATIONS = 5000
@@ -51,10 +51,10 @@ class WindowTotals(msgspec.Struct, frozen=True, gc=False):
 _EMPTY = WindowTotals(0.0, 0, 0)
 
 
-def _totals(window: SumWindow | None, now_ms: int) -> WindowTotals:
-    if window is None:
+def _multi_totals(windows: MultiSumWindow | None, window_s: int, now_ms: int) -> WindowTotals:
+    if windows is None:
         return _EMPTY
-    total, count, missing = window.totals(now_ms)
+    total, count, missing = windows.totals(window_s * 1000, now_ms)
     return WindowTotals(total, count, missing)
 
 
@@ -67,7 +67,7 @@ class LiquidationWindows:
     Keys: per venue ``(exchange, symbol, side)`` and across venues ``(symbol,
     side)`` (unified symbol: Binance and OKX ``BTC-USDT-PERP`` add up; the
     inverse ``BTC-USD-PERP`` is its own key). Each key has one
-    :class:`SumWindow` per length in ``windows_s``.
+    :class:`MultiSumWindow` holding every length in ``windows_s``.
 
     Args:
         windows_s: window lengths in seconds (default 60, 300, 3600).
@@ -79,14 +79,14 @@ class LiquidationWindows:
             raise ValueError("windows_s must not be empty")
         self.windows_s: tuple[int, ...] = tuple(sorted(set(windows_s)))
         self.bucket_ms = bucket_ms
-        self._venue: dict[tuple[str, str, str], dict[int, SumWindow]] = {}
-        self._symbol: dict[tuple[str, str], dict[int, SumWindow]] = {}
+        self._venue: dict[tuple[str, str, str], MultiSumWindow] = {}
+        self._symbol: dict[tuple[str, str], MultiSumWindow] = {}
         self.events = 0
         self.unsized = 0
         self.no_symbol = 0
 
-    def _new(self) -> dict[int, SumWindow]:
-        return {w: SumWindow(w * 1000, self.bucket_ms) for w in self.windows_s}
+    def _new(self) -> MultiSumWindow:
+        return MultiSumWindow([w * 1000 for w in self.windows_s], self.bucket_ms)
 
     def on_event(self, event: Event) -> None:
         """Bus handler: adds liquidations, ignores anything else."""
@@ -109,10 +109,8 @@ class LiquidationWindows:
         sym = self._symbol.get(skey)
         if sym is None:
             sym = self._symbol[skey] = self._new()
-        for window in venue.values():
-            window.add(liq.ts, liq.value_usd)
-        for window in sym.values():
-            window.add(liq.ts, liq.value_usd)
+        venue.add(liq.ts, liq.value_usd)
+        sym.add(liq.ts, liq.value_usd)
 
     def venue_totals(self, exchange: str, symbol: str, side: str, window_s: int, now_ms: int) -> WindowTotals:
         """Totals of one venue's ``symbol``/``side`` over ``window_s`` at ``now_ms``.
@@ -120,24 +118,22 @@ class LiquidationWindows:
         Raises:
             KeyError: ``window_s`` is not one of ``windows_s``.
         """
-        windows = self._venue.get((exchange, symbol, side))
         self._check(window_s)
-        return _totals(None if windows is None else windows[window_s], now_ms)
+        return _multi_totals(self._venue.get((exchange, symbol, side)), window_s, now_ms)
 
     def symbol_totals(self, symbol: str, side: str, window_s: int, now_ms: int) -> WindowTotals:
         """Totals of ``symbol``/``side`` across venues over ``window_s`` at ``now_ms``."""
-        windows = self._symbol.get((symbol, side))
         self._check(window_s)
-        return _totals(None if windows is None else windows[window_s], now_ms)
+        return _multi_totals(self._symbol.get((symbol, side)), window_s, now_ms)
 
     def _check(self, window_s: int) -> None:
         if window_s not in self.windows_s:
             raise KeyError(f"window_s {window_s} not tracked; tracked: {self.windows_s}")
 
-    def _rows(self, windows: dict[int, SumWindow], now_ms: int) -> dict[str, dict[str, float | int]] | None:
+    def _rows(self, windows: MultiSumWindow, now_ms: int) -> dict[str, dict[str, float | int]] | None:
         out: dict[str, dict[str, float | int]] = {}
-        for w, window in windows.items():
-            t = _totals(window, now_ms)
+        for w in self.windows_s:
+            t = _multi_totals(windows, w, now_ms)
             out[str(w)] = {"notional_usd": t.notional_usd, "count": t.count, "unsized": t.unsized}
         longest = out[str(self.windows_s[-1])]
         return out if longest["count"] else None
@@ -158,8 +154,8 @@ class LiquidationWindows:
 
     def stats(self) -> dict[str, int]:
         """events, unsized, no_symbol, keys, late_dropped (summed over windows)."""
-        late = sum(w.late_dropped for ws in self._venue.values() for w in ws.values())
-        late += sum(w.late_dropped for ws in self._symbol.values() for w in ws.values())
+        late = sum(w.late_dropped for w in self._venue.values())
+        late += sum(w.late_dropped for w in self._symbol.values())
         return {
             "events": self.events,
             "unsized": self.unsized,

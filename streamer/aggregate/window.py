@@ -38,8 +38,9 @@ import math
 from array import array
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Sequence
 
-__all__ = ["RollingMean", "SampleHistory", "SumWindow"]
+__all__ = ["MultiSumWindow", "RollingMean", "SampleHistory", "SumWindow"]
 
 
 class SumWindow:
@@ -178,6 +179,124 @@ class SumWindow:
     def __len__(self) -> int:
         """Occupied buckets (memory use), as of the horizon."""
         return len(self._buckets)
+
+
+class MultiSumWindow:
+    """Several :class:`SumWindow` spans over one stream of samples, sharing their buckets.
+
+    ``totals(span_ms, now_ms)`` answers exactly what a ``SumWindow(span_ms, bucket_ms)`` fed the
+    same samples would (same window definition, horizon and late rules); a sample is added once,
+    whatever the number of spans (liquidation windows of 60 s, 5 min and 1 h per key).
+    ``late_dropped`` counts, like separate windows would, one drop per span a late sample missed.
+
+    Args:
+        spans_ms: window lengths, each a multiple of ``bucket_ms``.
+        bucket_ms: bucket length (default 1 s).
+    """
+
+    __slots__ = ("_count", "_dqs", "_index", "_missing", "_n", "_now", "_sum", "bucket_ms", "late_accepted",
+                 "late_dropped", "spans_ms")
+
+    def __init__(self, spans_ms: Sequence[int], bucket_ms: int = 1000) -> None:
+        spans = sorted(set(spans_ms))
+        if not spans or bucket_ms <= 0 or any(s <= 0 or s % bucket_ms for s in spans):
+            raise ValueError(f"spans_ms {spans_ms} must be positive multiples of bucket_ms ({bucket_ms})")
+        self.spans_ms = tuple(spans)
+        self.bucket_ms = bucket_ms
+        self._n = [s // bucket_ms for s in spans]
+        self._index = {s: j for j, s in enumerate(spans)}
+        # one deque per span, shortest first; a bucket list is shared by every span that holds it
+        self._dqs: list[deque[list[float]]] = [deque() for _ in spans]
+        self._sum = [0.0] * len(spans)
+        self._count = [0] * len(spans)
+        self._missing = [0] * len(spans)
+        self._now: int | None = None
+        self.late_accepted = 0
+        self.late_dropped = 0
+
+    def _evict(self, j: int, cutoff: int) -> None:
+        dq = self._dqs[j]
+        while dq and dq[0][0] <= cutoff:
+            _, s, c, m = dq.popleft()
+            self._sum[j] -= s
+            self._count[j] -= int(c)
+            self._missing[j] -= int(m)
+        if not dq:
+            self._sum[j] = 0.0  # no drift survives an empty window
+
+    def _advance(self, now_ms: int) -> None:
+        if self._now is not None and now_ms <= self._now:
+            return
+        self._now = now_ms
+        k = now_ms // self.bucket_ms
+        for j, n in enumerate(self._n):
+            dq = self._dqs[j]
+            if dq and dq[0][0] <= k - n:
+                self._evict(j, k - n)
+
+    def add(self, ts: int, value: float | None) -> bool:
+        """Add one sample at event time ``ts`` (ms); False when it was too late for every span."""
+        k = ts // self.bucket_ms
+        now = self._now
+        dqs = self._dqs
+        if now is None or ts >= now:
+            if now is None or ts > now:
+                self._advance(ts)
+            longest = dqs[-1]
+            if longest and longest[-1][0] == k:
+                bucket = longest[-1]
+            else:
+                bucket = [k, 0.0, 0, 0]
+                for dq in dqs:
+                    dq.append(bucket)
+            spans: range | list[int] = range(len(dqs))
+        else:
+            now_k = now // self.bucket_ms
+            spans = [j for j, n in enumerate(self._n) if k > now_k - n]
+            self.late_dropped += len(self._n) - len(spans)
+            if not spans:
+                return False
+            self.late_accepted += 1
+            bucket = self._late_bucket(k, spans)
+        bucket[2] += 1
+        if value is None:
+            bucket[3] += 1
+            for j in spans:
+                self._count[j] += 1
+                self._missing[j] += 1
+        else:
+            bucket[1] += value
+            for j in spans:
+                self._count[j] += 1
+                self._sum[j] += value
+        return True
+
+    def _late_bucket(self, k: int, spans: list[int]) -> list[float]:
+        """The bucket of index ``k`` in the longest span, created and inserted in order where missing."""
+        longest = self._dqs[spans[-1]]
+        for b in reversed(longest):
+            if b[0] == k:
+                return b
+            if b[0] < k:
+                break
+        bucket: list[float] = [k, 0.0, 0, 0]
+        for j in spans:
+            dq = self._dqs[j]
+            i = len(dq)
+            while i and dq[i - 1][0] > k:
+                i -= 1
+            dq.insert(i, bucket)
+        return bucket
+
+    def totals(self, span_ms: int, now_ms: int) -> tuple[float, int, int]:
+        """``(total, count, missing)`` of one span at ``now_ms`` (KeyError for an untracked span)."""
+        j = self._index[span_ms]
+        self._advance(now_ms)
+        return self._sum[j], self._count[j], self._missing[j]
+
+    def __len__(self) -> int:
+        """Occupied buckets of the longest span (memory use), as of the horizon."""
+        return len(self._dqs[-1])
 
 
 class RollingMean:

@@ -233,3 +233,31 @@ def test_history_memory_is_bounded_but_keeps_one_sample_at_or_before_the_edge():
 def test_history_rejects_wrong_number_of_values():
     with pytest.raises(ValueError, match="expected 2 values"):
         SampleHistory(M, S, width=2).add(0, 1.0)
+
+
+# --------------------------------------------------------------------------- MultiSumWindow
+
+
+def test_multi_sum_window_answers_as_separate_sum_windows_on_random_late_gapped_and_unsized_samples():
+    import random
+
+    from streamer.aggregate.window import MultiSumWindow
+
+    rng = random.Random(11)
+    spans = (60 * S, 300 * S, 3600 * S)
+    multi = MultiSumWindow(spans, S)
+    refs = {span: SumWindow(span, S) for span in spans}
+    t = 0
+    for _ in range(20_000):
+        t += rng.choice([0, 1, 250, S, 7 * S, 90 * S, 2 * 3600 * S])
+        ts = max(0, t - rng.choice([0, 0, 0, 0, 2 * S, 100 * S, 900 * S, 5000 * S]))  # some late, some too late
+        value = None if rng.random() < 0.05 else float(rng.randrange(1, 10_000))
+        got = multi.add(ts, value)
+        want = [ref.add(ts, value) for ref in refs.values()]
+        assert got == any(want)
+        if rng.random() < 0.3:
+            now = t + rng.choice([0, 500, 59 * S, 301 * S])
+            for span, ref in refs.items():
+                assert multi.totals(span, now) == ref.totals(now), (span, now)
+    assert multi.late_dropped == sum(r.late_dropped for r in refs.values())
+    assert len(multi) == len(refs[3600 * S])
