@@ -301,7 +301,8 @@ _OI_DEC = msgspec.json.Decoder(BybitOpenInterestResult, strict=False)
 _FUNDING_HIST_DEC = msgspec.json.Decoder(BybitFundingHistoryResult, strict=False)
 _ACCOUNT_RATIO_DEC = msgspec.json.Decoder(BybitAccountRatioResult, strict=False)
 
-_TICKER_FIELDS: tuple[str, ...] = tuple(f for f in BybitTickerData.__struct_fields__ if f != "symbol")
+assert BybitTickerData.__struct_fields__[0] == "symbol"  # _present reads the values after it, in order
+_TICKER_FIELDS: tuple[str, ...] = BybitTickerData.__struct_fields__[1:]
 _FUNDING_KEYS = frozenset({"fundingRate", "nextFundingTime", "fundingIntervalHour"})
 """A frame carrying any of these yields a ``funding`` event (DESIGN.md: present, changed or not)."""
 _TICKER_KEYS = frozenset(
@@ -875,8 +876,7 @@ class BybitAdapter:
     def _present(self, data: BybitTickerData) -> dict[str, float | None]:
         """The fields a ticker frame carries, as numbers (None for ``""``); validated before any merge."""
         present: dict[str, float | None] = {}
-        for name in _TICKER_FIELDS:
-            value = getattr(data, name)
+        for name, value in zip(_TICKER_FIELDS, msgspec.structs.astuple(data)[1:], strict=True):  # [0]: symbol
             if value is UNSET:
                 continue
             if name in _TIME_KEYS:
