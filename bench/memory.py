@@ -10,8 +10,9 @@ only the pipeline, whatever ran before in the caller.
 metadata loaded from generated REST bodies in each venue's shape (exchangeInfo + fundingInfo,
 instruments-info, public/instruments), as the daemon loads them.
 
-**Fill** (event time, all frames of each minute sorted by ``ts``): for the 6 days before the last 24 h, an
-open-interest sample per instrument every 84 min (fills the 7-day OI history at its resolution); then
+**Fill** (event time, all frames of each minute sorted by ``ts``): for the 7 days before the last 24 h, an
+open-interest sample per instrument every 84 min (fills the 7-day OI history's whole span, 7 d + 1/12, at
+its resolution, so the soak starts in steady state); then
 24 h, minute by minute: a Binance ``!markPrice@arr`` frame with every Binance symbol, a Bybit ``tickers``
 delta per symbol (funding, mark, last, bid/ask, OI), an OKX ``funding-rate`` and ``open-interest`` frame
 per swap (every 30 s in the last hour, the 1 h OI history's resolution), and liquidations (3/s per 2,000
@@ -346,7 +347,7 @@ def _measure(conn: Connection, instruments: int, soak_s: float, sample_s: float)
         pipe = _Pipeline(daemon)
         t_fill = time.perf_counter()
         start = T_END - DAY
-        for t0 in range(T_END - 7 * DAY, start, OI_PRE_STEP):
+        for t0 in range(T_END - 8 * DAY, start, OI_PRE_STEP):
             pipe.feed(u.oi_only(t0), t0)
         for m in range(DAY // MIN):
             t0 = start + m * MIN
@@ -404,7 +405,7 @@ def _measure(conn: Connection, instruments: int, soak_s: float, sample_s: float)
         "rss_full_bytes": rss_full,
         "per_instrument_bytes": (rss_full - rss_empty) / instruments,
         "fill": {"frames": fill_frames, "seconds": round(fill_s, 2), "event_span_h": 24,
-                 "oi_prehistory_days": 6, "liquidations_per_min": u.liq_per_min},
+                 "oi_prehistory_days": 7, "liquidations_per_min": u.liq_per_min},
         "structures_after_fill": structures,
         "breakdown_bytes": breakdown,
         "liquidations_24h": u.liquidations,

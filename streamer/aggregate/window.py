@@ -477,9 +477,9 @@ class SampleHistory:
         while head + 1 < len(tss) and tss[head + 1] <= edge:
             head += 1
         self._head = head
-        # Compact once the dead prefix is an eighth of the arrays: memory stays within 1.15× of the
-        # live samples (a steady state looks flat), at an amortized cost of ~8 moves per eviction.
-        if head > 64 and head * 8 > len(tss):
+        # Compact once the dead prefix is an eighth of the arrays (and more than 16 samples): memory
+        # stays within ~1.15× of the live samples, at an amortized cost of ~8 moves per eviction.
+        if head > 16 and head * 8 > len(tss):
             del tss[:head]
             del self._vals[: head * self.width]
             self._head = 0
