@@ -193,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging("warning" if not args.verbose else "info")
     try:
         return asyncio.run(run_demo(duration_s=args.duration, http=args.http, scenario=args.scenario,
-                                    seed=args.seed))
+                                    seed=args.seed, webhook=args.webhook))
     except ValueError as exc:
         print(f"streamer demo: {exc}", file=sys.stderr)
         return 2
@@ -407,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", default="demo", help="simulator scenario: demo, cascade, funding_spike, "
                       "oi_surge, calm (default demo)")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
+    demo.add_argument("--webhook", metavar="URL",
+                      help="also POST every alert to URL, signed per Standard Webhooks with the secret in "
+                           "STREAMER_WEBHOOK_SECRET (whsec_<base64>); undelivered alerts wait in a durable outbox")
     demo.add_argument("-v", "--verbose", action="store_true", help="log connections and polls on stderr")
     demo.set_defaults(func=cmd_demo)
 

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -24,9 +24,13 @@ import yaml
 __all__ = [
     "BinanceSettings",
     "ConfigError",
+    "FundingDivergenceSettings",
     "HttpSettings",
+    "IvExtremeSettings",
+    "OiChangeSettings",
     "RulesSettings",
     "Settings",
+    "WebhookSinkSettings",
     "load_settings",
 ]
 
@@ -177,18 +181,122 @@ class LargeLiquidationSettings(_Section):
     min_usd: float = 1_000_000.0
 
 
+class OiChangeSettings(_Section):
+    """``oi_change``: |open interest change| over ``window_s`` at or above ``threshold_pct`` percent."""
+
+    enabled: bool = True
+    window_s: float = 3600.0
+    threshold_pct: float = 10.0
+    resolve_ratio: float = 0.5
+    cooldown_s: float = 900.0
+
+
+class IvExtremeSettings(_Section):
+    """``iv_extreme``: ATM IV of an expiry at or above ``high_pct`` or at or below ``low_pct`` (IV in percent)."""
+
+    enabled: bool = True
+    high_pct: float = 100.0
+    low_pct: float = 20.0
+    resolve_margin_pct: float = 5.0
+    cooldown_s: float = 900.0
+
+
+class FundingDivergenceSettings(_Section):
+    """``funding_divergence``: max − min perpetual ``rate_8h`` of one base asset across venues (percent per 8 h)."""
+
+    enabled: bool = True
+    threshold_pct: float = 0.05
+    resolve_ratio: float = 0.5
+    max_age_s: float = 900.0
+    cooldown_s: float = 900.0
+
+
 class RulesSettings(_Section):
     """Alert rules and their thresholds."""
 
     liquidation_cascade: CascadeSettings = msgspec.field(default_factory=CascadeSettings)
     extreme_funding: ExtremeFundingSettings = msgspec.field(default_factory=ExtremeFundingSettings)
     large_liquidation: LargeLiquidationSettings = msgspec.field(default_factory=LargeLiquidationSettings)
+    oi_change: OiChangeSettings = msgspec.field(default_factory=OiChangeSettings)
+    iv_extreme: IvExtremeSettings = msgspec.field(default_factory=IvExtremeSettings)
+    funding_divergence: FundingDivergenceSettings = msgspec.field(default_factory=FundingDivergenceSettings)
+
+
+class AlertmanagerSinkSettings(_Section):
+    """One Alertmanager (``sinks.alertmanager`` list item): alerts POSTed to ``<url>/api/v2/alerts``.
+
+    ``resend_s``: firing alerts are re-sent this often (each is valid in Alertmanager for 4 x ``resend_s``).
+    ``generator_url``: the ``generatorURL`` of every alert ("" for none).
+    """
+
+    url: str
+    resend_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    generator_url: str = ""
+
+
+class ChatFilterSettings(_Section):
+    """Which alerts a chat sink posts: each non-empty list must contain the alert's value."""
+
+    rule: list[str] = msgspec.field(default_factory=list)
+    severity: list[Literal["info", "warning", "critical"]] = msgspec.field(default_factory=list)
+    exchange: list[str] = msgspec.field(default_factory=list)
+    symbol: list[str] = msgspec.field(default_factory=list)
+
+
+class ChatSinkSettings(_Section):
+    """One Slack or Discord incoming webhook (``sinks.chat`` list item); ``url`` is a secret."""
+
+    kind: Literal["slack", "discord"]
+    url: str
+    filters: ChatFilterSettings = msgspec.field(default_factory=ChatFilterSettings)
+
+
+class WebhookFilterSettings(_Section):
+    """Which alerts a webhook sink takes: each non-empty list must contain the alert's value (empty = all)."""
+
+    rule: list[str] = msgspec.field(default_factory=list)
+    severity: list[Literal["info", "warning", "critical"]] = msgspec.field(default_factory=list)
+    exchange: list[str] = msgspec.field(default_factory=list)
+    symbol: list[str] = msgspec.field(default_factory=list)
+
+
+class WebhookSinkSettings(_Section):
+    """One signed webhook (``sinks.webhooks`` list item), delivered through the durable outbox.
+
+    ``secret``: Standard Webhooks secret ``whsec_<base64>``; when empty, the environment variable
+    ``STREAMER_WEBHOOK_SECRET`` is used. Never logged; errors show it redacted.
+    ``name``: stable key of the sink in the outbox and the metrics label ``webhook:<name>``; when empty,
+    derived from the URL (so reordering the list does not mix up pending deliveries).
+    ``timeout_s``: total timeout of one POST; ``max_backoff_s``: cap of the retry delay.
+    """
+
+    url: str
+    secret: str = ""
+    name: str = ""
+    filters: WebhookFilterSettings = msgspec.field(default_factory=WebhookFilterSettings)
+    timeout_s: float = 10.0
+    max_backoff_s: float = 300.0
+
+    @property
+    def key(self) -> str:
+        """``name``, or ``url-<first 10 hex of sha256(url)>`` when empty."""
+        if self.name:
+            return self.name
+        import hashlib
+
+        return "url-" + hashlib.sha256(self.url.encode()).hexdigest()[:10]
+
+    def __repr__(self) -> str:
+        return f"WebhookSinkSettings(url={self.url!r}, name={self.name!r}, secret=<redacted>)"
 
 
 class SinksSettings(_Section):
     """Where alerts go."""
 
     stdout: bool = True
+    alertmanager: list[AlertmanagerSinkSettings] = msgspec.field(default_factory=list)
+    chat: list[ChatSinkSettings] = msgspec.field(default_factory=list)
+    webhooks: list[WebhookSinkSettings] = msgspec.field(default_factory=list)
 
 
 class BusSettings(_Section):
@@ -306,6 +414,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     except msgspec.ValidationError as exc:
         raise _error_from_msgspec(exc, data, sources) from None
     _check_ranges(settings, sources)
+    _check_webhooks(settings, sources, env)
     return settings
 
 
@@ -323,15 +432,28 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
         ("rules.liquidation_cascade.min_usd", settings.rules.liquidation_cascade.min_usd),
         ("rules.extreme_funding.threshold_pct", settings.rules.extreme_funding.threshold_pct),
         ("rules.large_liquidation.min_usd", settings.rules.large_liquidation.min_usd),
+        ("rules.oi_change.window_s", settings.rules.oi_change.window_s),
+        ("rules.oi_change.threshold_pct", settings.rules.oi_change.threshold_pct),
+        ("rules.iv_extreme.high_pct", settings.rules.iv_extreme.high_pct),
+        ("rules.iv_extreme.resolve_margin_pct", settings.rules.iv_extreme.resolve_margin_pct),
+        ("rules.funding_divergence.threshold_pct", settings.rules.funding_divergence.threshold_pct),
+        ("rules.funding_divergence.max_age_s", settings.rules.funding_divergence.max_age_s),
     ):
         if not value > 0:
             raise ConfigError(key, value, "a number > 0", src(key))
     for key, value in (
         ("rules.liquidation_cascade.resolve_ratio", settings.rules.liquidation_cascade.resolve_ratio),
         ("rules.extreme_funding.resolve_ratio", settings.rules.extreme_funding.resolve_ratio),
+        ("rules.oi_change.resolve_ratio", settings.rules.oi_change.resolve_ratio),
+        ("rules.funding_divergence.resolve_ratio", settings.rules.funding_divergence.resolve_ratio),
     ):
         if not 0 < value <= 1:
             raise ConfigError(key, value, "a ratio in (0, 1]", src(key))
+    iv = settings.rules.iv_extreme
+    if not 0 <= iv.low_pct + iv.resolve_margin_pct < iv.high_pct - iv.resolve_margin_pct:
+        raise ConfigError("rules.iv_extreme.low_pct", iv.low_pct,
+                          "0 <= low_pct, and low_pct + resolve_margin_pct < high_pct - resolve_margin_pct",
+                          src("rules.iv_extreme.low_pct"))
     by, ok = settings.exchanges.bybit, settings.exchanges.okx
     for key, value in (
         ("exchanges.bybit.instruments_refresh_s", by.instruments_refresh_s),
@@ -364,3 +486,60 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
     if settings.bus.consumer_queue_size < 1:
         raise ConfigError("bus.consumer_queue_size", settings.bus.consumer_queue_size, "an integer >= 1",
                           src("bus.consumer_queue_size"))
+
+
+WEBHOOK_SECRET_ENV = "STREAMER_WEBHOOK_SECRET"
+
+
+def _redact(secret: str) -> str:
+    """A secret as shown in errors: its form, never its content."""
+    if not secret:
+        return "<empty>"
+    head = "whsec_" if secret.startswith("whsec_") else ""
+    return f"{head}<redacted, {len(secret)} chars>"
+
+
+def _check_webhooks(settings: Settings, sources: dict[str, str], env: Mapping[str, str]) -> None:
+    """Resolve each webhook's secret (config, else ``STREAMER_WEBHOOK_SECRET``) and validate the list."""
+    import base64
+    import binascii
+
+    def src(key: str) -> str:
+        parts = key.split(".")
+        while parts:
+            found = sources.get(".".join(parts))
+            if found:
+                return found
+            parts.pop()
+        return sources.get("", "defaults")
+
+    keys: dict[str, int] = {}
+    for i, w in enumerate(settings.sinks.webhooks):
+        base = f"sinks.webhooks.{i}"
+        if not w.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{base}.url", w.url, "an http:// or https:// URL", src(f"{base}.url"))
+        for name in ("timeout_s", "max_backoff_s"):
+            value = getattr(w, name)
+            if not value > 0:
+                raise ConfigError(f"{base}.{name}", value, "a number > 0", src(f"{base}.{name}"))
+        key = f"{base}.secret"
+        source = src(key)
+        if not w.secret:
+            w.secret = env.get(WEBHOOK_SECRET_ENV, "")
+            source = f"environment variable {WEBHOOK_SECRET_ENV}"
+        expected = (f"a Standard Webhooks secret 'whsec_<base64>' (set it here or in {WEBHOOK_SECRET_ENV}), "
+                    "e.g. whsec_ + 24 to 64 random bytes in base64")
+        if not w.secret.startswith("whsec_"):
+            raise ConfigError(key, _redact(w.secret), expected, source)
+        text = w.secret[len("whsec_"):]
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not raw:
+            raise ConfigError(key, _redact(w.secret), expected + "; the part after whsec_ is not valid base64",
+                              source)
+        if w.key in keys:
+            raise ConfigError(f"{base}.name", w.name, f"a name unique among sinks.webhooks (same as item "
+                              f"{keys[w.key]})", src(f"{base}.name"))
+        keys[w.key] = i

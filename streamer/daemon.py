@@ -27,11 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import aiohttp
+import msgspec
+
 from streamer.aggregate.state import LiveState
+from streamer.alerts.alertmanager import AlertmanagerSink
+from streamer.alerts.chat import ChatSink
+from streamer.alerts.outbox import Outbox
 from streamer.alerts.rules import RuleEngine, rules_from_settings
 from streamer.alerts.sinks import StdoutSink
+from streamer.alerts.webhook import sinks_from
 from streamer.api import HttpApi
-from streamer.bus.memory import MemoryBus
+from streamer.bus.memory import MemoryBus, QueueConsumer
 from streamer.config import Settings
 from streamer.exchanges import ADAPTERS
 from streamer.exchanges.base import Adapter, FrameError, RestCall, Stream
@@ -262,6 +269,20 @@ class Daemon:
             "stdout", maxsize=settings.bus.consumer_queue_size, overflow="drop_newest", types=["alert"]
         )
         self.sink = StdoutSink(out if out is not None else sys.stdout.buffer)
+        # Delivery sinks (webhooks through the durable outbox, Alertmanager, Slack/Discord): each has
+        # its own bounded consumer, registered now so no alert published before run() is missed.
+        sinks = settings.sinks
+        self.outbox = (Outbox(Path(settings.state_dir).expanduser() / "alerts-outbox.sqlite")
+                       if sinks.webhooks else None)
+        self._sink_consumers: list[tuple[str, Any, QueueConsumer]] = [
+            (f"{kind}:{key}", spec, self.bus.consumer(f"{kind}:{key}", maxsize=settings.bus.consumer_queue_size,
+                                                      overflow="drop_newest", types=["alert"]))
+            for kind, items in (("webhook", sinks.webhooks), ("alertmanager", sinks.alertmanager),
+                                ("chat", sinks.chat))
+            for i, spec in enumerate(items)
+            for key in [spec.key if kind == "webhook" else f"{getattr(spec, 'kind', 'am')}-{i}"]
+        ]
+        self.delivery_sinks: dict[str, Any] = {}
         for name in closed_venues(settings):
             log.warning("%s: %s; it is left out (no sessions, no reconnects). Recordings of it still "
                         "normalize: streamer normalize --exchange %s", name, CLOSED_VENUES[name], name)
@@ -503,6 +524,9 @@ class Daemon:
             await self.api.start()
         self.started.set()
         sink_task = asyncio.create_task(self.sink.run(self.alert_consumer), name="sink:stdout")
+        http = aiohttp.ClientSession() if self._sink_consumers else None
+        delivery_tasks = [asyncio.create_task(self._make_sink(name, spec, http).run(consumer), name=f"sink:{name}")
+                          for name, spec, consumer in self._sink_consumers if http is not None]
         try:
             for venue in self.venues.values():
                 await self.load_instruments(venue)
@@ -531,9 +555,35 @@ class Daemon:
             except TimeoutError:
                 sink_task.cancel()
                 log.error("stdout sink did not drain within 5 s")
+            if delivery_tasks:
+                # a receiver that is down keeps its alerts in the outbox for the next start
+                _, pending = await asyncio.wait(delivery_tasks, timeout=5)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*delivery_tasks, return_exceptions=True)
+                if pending:
+                    log.warning("alert sinks still delivering at shutdown: %s (webhook alerts stay in the outbox)",
+                                ", ".join(t.get_name() for t in pending))
+            if http is not None:
+                await http.close()
+            if self.outbox is not None:
+                self.outbox.close()
             await self.rest.close()
             await self.api.stop()
         return 0
+
+    def _make_sink(self, name: str, spec: Any, http: aiohttp.ClientSession) -> Any:
+        """The delivery sink of one ``sinks.*`` config item."""
+        if name.startswith("webhook:"):
+            assert self.outbox is not None
+            (sink,) = sinks_from([spec], self.outbox, http)
+        elif name.startswith("alertmanager:"):
+            sink = AlertmanagerSink(spec.url, http, resend_s=spec.resend_s, generator_url=spec.generator_url,
+                                    name=name)
+        else:
+            sink = ChatSink(spec.kind, spec.url, http, filters=msgspec.structs.asdict(spec.filters), name=name)
+        self.delivery_sinks[name] = sink
+        return sink
 
     # ------------------------------------------------------------------ observability
 

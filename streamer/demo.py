@@ -9,10 +9,13 @@ Everything else is the daemon exactly as ``streamer run`` builds it.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
+from streamer.alerts.webhook import decode_secret
 from streamer.config import (
     BinanceSettings,
     BybitSettings,
@@ -25,6 +28,8 @@ from streamer.config import (
     OkxSettings,
     RulesSettings,
     Settings,
+    SinksSettings,
+    WebhookSinkSettings,
 )
 from streamer.daemon import Daemon, install_signal_handlers
 from streamer.sim import SimServer
@@ -43,7 +48,28 @@ def parse_hostport(spec: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) -> Settings:
+def demo_webhook(url: str, env: dict[str, str] | None = None) -> WebhookSinkSettings:
+    """``--webhook URL``: a signed webhook sink with the secret from ``STREAMER_WEBHOOK_SECRET``.
+
+    The demo retries at most every 5 s (a real run backs off up to 5 min), so a receiver that comes
+    back during a short run gets everything before the run ends. Raises ValueError naming what is wrong
+    (never the secret).
+    """
+    environ = os.environ if env is None else env
+    secret = environ.get("STREAMER_WEBHOOK_SECRET", "")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--webhook {url!r}: expected an http:// or https:// URL")
+    if not secret:
+        raise ValueError("--webhook needs the signing secret in STREAMER_WEBHOOK_SECRET (whsec_<base64>)")
+    try:
+        decode_secret(secret)
+    except ValueError as exc:
+        raise ValueError(f"STREAMER_WEBHOOK_SECRET: {exc}") from None
+    return WebhookSinkSettings(url=url, secret=secret, name="demo", timeout_s=5.0, max_backoff_s=5.0)
+
+
+def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str,
+                  webhooks: Sequence[WebhookSinkSettings] = ()) -> Settings:
     """Settings pointing at the simulator's URLs, with thresholds scaled to its scripted market."""
     binance = BinanceSettings(
         symbols=list(DEMO_SYMBOLS),
@@ -94,6 +120,7 @@ def demo_settings(urls: dict[str, str], host: str, port: int, state_dir: str) ->
         http=HttpSettings(host=host, port=port),
         exchanges=ExchangesSettings(binance=binance, bybit=bybit, okx=okx, deribit=deribit),
         rules=rules,
+        sinks=SinksSettings(webhooks=list(webhooks)),
         state_dir=state_dir,
     )
 
@@ -119,9 +146,10 @@ async def _progress(daemon: Daemon, started: float, every_s: float = 10.0) -> No
 
 
 async def run_demo(duration_s: float = 60.0, http: str = "127.0.0.1:9464", scenario: str = "demo",
-                   seed: int = 7) -> int:
+                   seed: int = 7, webhook: str | None = None) -> int:
     """Run the simulator and the daemon for ``duration_s`` seconds (or until a signal); exit status."""
     host, port = parse_hostport(http)
+    webhooks = [demo_webhook(webhook)] if webhook else []
     if duration_s <= 0:
         raise ValueError(f"--duration {duration_s}: expected seconds > 0")
     try:
@@ -133,7 +161,9 @@ async def run_demo(duration_s: float = 60.0, http: str = "127.0.0.1:9464", scena
         async with sim:
             _err(f"demo: simulator on {sim.urls['binance_um_rest'].rsplit('/', 2)[0]} "
                  f"(scenario {scenario!r}, seed {seed}); running {duration_s:g} s; alerts follow on stdout")
-            settings = demo_settings(sim.urls, host, port, state_dir)
+            settings = demo_settings(sim.urls, host, port, state_dir, webhooks)
+            if webhooks:
+                _err(f"demo: alerts also go to {webhook} (signed, via the outbox in {state_dir})")
             daemon = Daemon(settings)
             stop = asyncio.Event()
             install_signal_handlers(stop)

@@ -63,3 +63,26 @@ def test_bad_url_scheme_is_rejected(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
     assert info.value.key == "exchanges.binance.um_ws_url"
+
+
+def test_new_rule_sections_load_from_yaml_and_environment(tmp_path: Path):
+    path = write(tmp_path, "rules:\n  oi_change:\n    window_s: 86400\n    threshold_pct: 25\n"
+                           "  iv_extreme:\n    enabled: false\n  funding_divergence:\n    max_age_s: 300\n")
+    s = load_settings(path, env={"STREAMER__RULES__FUNDING_DIVERGENCE__THRESHOLD_PCT": "0.1"})
+    assert (s.rules.oi_change.window_s, s.rules.oi_change.threshold_pct) == (86400, 25)
+    assert s.rules.iv_extreme.enabled is False
+    assert (s.rules.funding_divergence.max_age_s, s.rules.funding_divergence.threshold_pct) == (300, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"STREAMER__RULES__OI_CHANGE__THRESHOLD_PCT": "0"}, "rules.oi_change.threshold_pct"),
+        ({"STREAMER__RULES__FUNDING_DIVERGENCE__RESOLVE_RATIO": "1.5"}, "rules.funding_divergence.resolve_ratio"),
+        ({"STREAMER__RULES__IV_EXTREME__LOW_PCT": "98"}, "rules.iv_extreme.low_pct"),
+    ],
+)
+def test_new_rule_sections_reject_values_that_break_their_definition(env, key):
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env=env)
+    assert info.value.key == key

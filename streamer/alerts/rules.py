@@ -18,33 +18,45 @@ the same). Common ground, for every rule:
 * **Ids** are ``sha1("rule|exchange|symbol|side|started_at")`` (empty string
   for a null part), first 16 hex digits: deterministic and stable per episode.
 * Alert ``value``/``threshold`` are in the rule's unit: USD for liquidation
-  rules, a fraction per 8 h for funding (config thresholds ending in ``_pct``
-  are percent and are converted). In a ``resolved`` alert, ``value`` is the
+  rules, a fraction per 8 h for funding rules, a fraction of the earlier OI
+  for ``oi_change`` (0.1 = 10 %), an IV fraction for ``iv_extreme`` (1.0 =
+  100 %) (config thresholds ending in ``_pct`` are percent and are converted). In a ``resolved`` alert, ``value`` is the
   measurement that fell below the resolve level and ``threshold`` is that level.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
 import msgspec
 
-from streamer.aggregate.state import LiveState
+from streamer.aggregate.analytics import FundingSpread, atm_iv, expiry_ms_from_date, funding_spread, reference_price
+from streamer.aggregate.state import LiveState, OISample, OpenInterestState
 from streamer.aggregate.window import SumWindow
-from streamer.model import Alert, Event, Funding, Liquidation, MarketEvent
+from streamer.model import Alert, Event, Funding, Liquidation, MarketEvent, OpenInterest, OptionTicker, Ticker
 
 __all__ = [
     "CASCADE",
     "EXTREME_FUNDING",
+    "FUNDING_DIVERGENCE",
+    "IV_EXTREME",
     "LARGE_LIQUIDATION",
+    "OI_CHANGE",
     "ExtremeFundingConfig",
     "ExtremeFundingRule",
+    "FundingDivergenceConfig",
+    "FundingDivergenceRule",
+    "IvExtremeConfig",
+    "IvExtremeRule",
     "LargeLiquidationConfig",
     "LargeLiquidationRule",
     "LiquidationCascadeConfig",
     "LiquidationCascadeRule",
+    "OiChangeConfig",
+    "OiChangeRule",
     "Rule",
     "RuleEngine",
     "alert_id",
@@ -56,6 +68,9 @@ __all__ = [
 CASCADE = "liquidation_cascade"
 LARGE_LIQUIDATION = "large_liquidation"
 EXTREME_FUNDING = "extreme_funding"
+OI_CHANGE = "oi_change"
+IV_EXTREME = "iv_extreme"
+FUNDING_DIVERGENCE = "funding_divergence"
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -728,6 +743,752 @@ class LargeLiquidationRule:
         return dict(self._counts)
 
 
+# --------------------------------------------------------------------------- open interest change
+
+
+class OiChangeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Thresholds of :class:`OiChangeRule`.
+
+    Attributes:
+        window_s: look-back of the change, seconds (whole seconds).
+        threshold_pct: |change| in PERCENT of the open interest ``window_s`` ago (10 = 10 %).
+        resolve_ratio: resolves below ``resolve_ratio × threshold_pct``.
+        cooldown_s: after resolution, no new episode for the key for this long.
+        critical_multiple: severity ``critical`` when firing at ≥ this × threshold.
+    """
+
+    window_s: float = 3600.0
+    threshold_pct: float = 10.0
+    resolve_ratio: float = 0.5
+    cooldown_s: float = 900.0
+    critical_multiple: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._positive("window_s", "threshold_pct", "critical_multiple")
+        self._whole_seconds("window_s")
+        self._ratio("resolve_ratio")
+        if self.cooldown_s < 0:
+            raise ValueError(f"OiChangeConfig.cooldown_s must be >= 0, got {self.cooldown_s!r}")
+
+
+class _OiEpisode:
+    __slots__ = ("alert", "peak", "unit")
+
+    def __init__(self, alert: Alert, peak: float, unit: str) -> None:
+        self.alert = alert
+        self.peak = peak  # signed change_pct with the largest magnitude
+        self.unit = unit  # "usd" or "base": the unit the episode is measured in
+
+
+class OiChangeRule:
+    """``oi_change``: the open interest of one venue's symbol moved by ``threshold_pct`` over ``window_s``.
+
+    Key: ``(exchange, symbol)``. Inputs: ``open_interest`` events and
+    ``ticker`` events that carry ``open_interest``/``open_interest_usd``.
+    Measured value at such an event: ``C = (oi_now − oi_then) / oi_then × 100``,
+    percent, as computed by ``OpenInterestState.change_pct``: ``oi_now`` is the
+    key's latest observation (largest ``ts``) and ``oi_then`` the newest kept
+    sample with ``oi_now.ts − W − W/12 ≤ ts ≤ oi_now.ts − W`` (``W`` =
+    ``window_s``; history thinned to one sample per ``W/120``). The rule reads
+    ``state.open_interest`` when it tracks ``W`` as a horizon (the default
+    ``LiveState`` tracks 3600, 86 400 and 604 800 s); otherwise it feeds a
+    private ``OpenInterestState`` with horizon ``W`` from the same events.
+    **Unit**: ``C`` of USD open interest when known, else of base units
+    (``details.unit``: ``usd`` or ``base``); an open episode keeps the unit
+    it fired in (an event where that change is null changes nothing). ``C``
+    is null (nothing happens) until the history covers ``W``.
+
+    **Fires** at such an event when ``|C| ≥ threshold_pct``, no episode of the
+    key is open and the key is not cooling down. ``value`` = ``|C| / 100``,
+    ``threshold`` = ``threshold_pct / 100`` (fractions: 0.1 = 10 %);
+    ``window_s`` = ``W``. Severity ``critical`` when ``|C| ≥
+    critical_multiple × threshold_pct``, else ``warning``.
+
+    **Resolves** at the first such event of the key with ``|C| <
+    resolve_ratio × threshold_pct`` (hysteresis: a value between the two
+    levels changes nothing; a reversal that stays beyond the threshold is
+    the same episode). ``value`` = ``|C| / 100``, ``threshold`` = the resolve
+    level as a fraction. ``C`` only changes when the key has a new
+    observation, so ``tick`` just moves the clock (correct whether the engine
+    ticks on every event or once per second).
+
+    **Cooldown** as for every rule (``cooldown_s``, default 900 s). Status
+    changes are stamped with the engine clock.
+    """
+
+    name = OI_CHANGE
+
+    def __init__(self, config: OiChangeConfig | None = None) -> None:
+        self.config = cfg = config or OiChangeConfig()
+        self._window_s = int(cfg.window_s)
+        self._threshold = cfg.threshold_pct  # percent
+        self._resolve = cfg.resolve_ratio * cfg.threshold_pct  # percent
+        # At least 1 ms: an episode never reopens in the ms it resolved (its id would repeat).
+        self._cooldown_ms = max(1, round(cfg.cooldown_s * 1000))
+        self._clock = _Clock()
+        self._own: OpenInterestState | None = None  # only when the live state does not track window_s
+        self._open: dict[tuple[str, str], _OiEpisode] = {}
+        self._resolved_at: dict[tuple[str, str], int] = {}
+        self._counts = {"events": 0, "no_change": 0, "no_symbol": 0, "suppressed": 0, "own_history": 0}
+
+    def _history(self, event: OpenInterest | Ticker, state: LiveState) -> OpenInterestState:
+        if self._window_s in state.open_interest.horizons_s:
+            return state.open_interest
+        if self._own is None:
+            self._own = OpenInterestState((self._window_s,))
+        self._own.on_event(event)
+        self._counts["own_history"] += 1
+        return self._own
+
+    def on_event(self, event: Event, state: LiveState) -> list[Alert]:
+        """Evaluate the key of one OI-carrying event (see the class docstring)."""
+        if not isinstance(event, MarketEvent):
+            return []
+        now = self._clock.observe(event.ts)
+        if isinstance(event, OpenInterest):
+            if event.oi_base is None and event.oi_usd is None:
+                return []
+        elif isinstance(event, Ticker):
+            if event.open_interest is None and event.open_interest_usd is None:
+                return []
+        else:
+            return []
+        if event.symbol is None:
+            self._counts["no_symbol"] += 1
+            return []
+        self._counts["events"] += 1
+        history = self._history(event, state)
+        key = (event.exchange, event.symbol)
+        base_pct, usd_pct = history.change_pct(event.exchange, event.symbol, self._window_s)
+        latest = history.latest(event.exchange, event.symbol)
+        episode = self._open.get(key)
+        if episode is not None:
+            change = usd_pct if episode.unit == "usd" else base_pct
+            if change is None:
+                self._counts["no_change"] += 1
+                return []
+            if abs(change) < self._resolve:
+                del self._open[key]
+                self._resolved_at[key] = now
+                return [self._resolved(episode, change, latest, now)]
+            if abs(change) > abs(episode.peak):
+                episode.peak = change
+            return []
+        unit = "usd" if usd_pct is not None else "base"
+        change = usd_pct if usd_pct is not None else base_pct
+        if change is None or latest is None:
+            self._counts["no_change"] += 1
+            return []
+        if abs(change) < self._threshold:
+            return []
+        resolved_at = self._resolved_at.get(key)
+        if resolved_at is not None and now < resolved_at + self._cooldown_ms:
+            self._counts["suppressed"] += 1
+            return []
+        alert = self._firing(key, change, unit, latest, now)
+        self._open[key] = _OiEpisode(alert, change, unit)
+        return [alert]
+
+    def _oi_fields(self, change: float, unit: str, latest: OISample | None) -> dict[str, Any]:
+        oi_now = None if latest is None else (latest.oi_usd if unit == "usd" else latest.oi_base)
+        # oi_then from the change itself (one implementation of the look-up: OpenInterestState).
+        oi_then = None if oi_now is None or change == -100.0 else oi_now / (1.0 + change / 100.0)
+        return {"unit": unit, "oi_now": oi_now, "oi_then": oi_then, "oi_now_ts": None if latest is None else latest.ts}
+
+    def _firing(self, key: tuple[str, str], change: float, unit: str, latest: OISample, now: int) -> Alert:
+        cfg = self.config
+        exchange, symbol = key
+        magnitude = abs(change)
+        severity: Severity = "critical" if magnitude >= cfg.critical_multiple * self._threshold else "warning"
+        direction = "increase" if change > 0 else "decrease"
+        fields = self._oi_fields(change, unit, latest)
+        if unit == "usd":
+            amounts = f"{format_usd(fields['oi_then'] or 0.0)} → {format_usd(fields['oi_now'] or 0.0)}"
+        else:
+            amounts = f"{fields['oi_then'] or 0.0:,.4g} → {fields['oi_now'] or 0.0:,.4g} base units"
+        return Alert(
+            id=alert_id(OI_CHANGE, exchange, symbol, None, now),
+            rule=OI_CHANGE,
+            status="firing",
+            severity=severity,
+            exchange=exchange,
+            symbol=symbol,
+            value=magnitude / 100.0,
+            threshold=self._threshold / 100.0,
+            window_s=float(self._window_s),
+            started_at=now,
+            ts=now,
+            summary=(
+                f"{exchange} {symbol}: open interest {change:+.1f}% in {_fmt_span(self._window_s)} "
+                f"({amounts}; |change| ≥ {self._threshold:g}%)"
+            ),
+            details={
+                **fields,
+                "change_pct": change,
+                "direction": direction,
+                "window_s": cfg.window_s,
+                "threshold_pct": cfg.threshold_pct,
+                "resolve_below_pct": self._resolve,
+            },
+        )
+
+    def _resolved(self, episode: _OiEpisode, change: float, latest: OISample | None, now: int) -> Alert:
+        fired = episode.alert
+        return msgspec.structs.replace(
+            fired,
+            status="resolved",
+            value=abs(change) / 100.0,
+            threshold=self._resolve / 100.0,
+            ts=now,
+            summary=(
+                f"{fired.exchange} {fired.symbol}: open interest change back to {change:+.1f}% in "
+                f"{_fmt_span(self._window_s)} (|change| < {self._resolve:g}%); peak {episode.peak:+.1f}%"
+            ),
+            details={
+                **self._oi_fields(change, episode.unit, latest),
+                "change_pct": change,
+                "peak_change_pct": episode.peak,
+                "duration_s": (now - fired.started_at) / 1000,
+                "window_s": self.config.window_s,
+                "threshold_pct": self.config.threshold_pct,
+                "resolve_below_pct": self._resolve,
+            },
+        )
+
+    def tick(self, now_ms: int, state: LiveState) -> list[Alert]:
+        """OI episodes resolve on their key's own observations only; this just moves the clock."""
+        self._clock.observe(now_ms)
+        return []
+
+    def active(self) -> list[Alert]:
+        """Firing alerts of the open episodes."""
+        return [ep.alert for ep in self._open.values()]
+
+    def stats(self) -> dict[str, int]:
+        """events, no_change (change not known yet), no_symbol, suppressed, own_history, open."""
+        return {**self._counts, "open": len(self._open)}
+
+
+def _fmt_span(seconds: int) -> str:
+    if seconds % 86_400 == 0:
+        return f"{seconds // 86_400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+# --------------------------------------------------------------------------- IV extreme
+
+
+class IvExtremeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Thresholds of :class:`IvExtremeRule` (IV in PERCENT: 100 = an IV of 1.0).
+
+    Attributes:
+        high_pct: fires when ATM IV ≥ this, percent.
+        low_pct: fires when ATM IV ≤ this, percent (0 turns the low side off).
+        resolve_margin_pct: resolves once IV is back inside by this many percentage points.
+        cooldown_s: after resolution, no new episode for the key for this long.
+        critical_high_pct: a ``high`` episode is ``critical`` when firing at ≥ this, percent.
+    """
+
+    high_pct: float = 100.0
+    low_pct: float = 20.0
+    resolve_margin_pct: float = 5.0
+    cooldown_s: float = 900.0
+    critical_high_pct: float = 150.0
+
+    def __post_init__(self) -> None:
+        self._positive("high_pct", "resolve_margin_pct", "critical_high_pct")
+        if self.low_pct < 0:
+            raise ValueError(f"IvExtremeConfig.low_pct must be >= 0, got {self.low_pct!r}")
+        if self.high_pct - self.resolve_margin_pct <= max(0.0, self.low_pct + self.resolve_margin_pct):
+            raise ValueError(
+                "IvExtremeConfig: the resolve levels cross: need low_pct + resolve_margin_pct < "
+                f"high_pct - resolve_margin_pct, got low_pct={self.low_pct!r}, high_pct={self.high_pct!r}, "
+                f"resolve_margin_pct={self.resolve_margin_pct!r}"
+            )
+        if self.cooldown_s < 0:
+            raise ValueError(f"IvExtremeConfig.cooldown_s must be >= 0, got {self.cooldown_s!r}")
+
+
+class _IvEpisode:
+    __slots__ = ("alert", "peak", "trigger")
+
+    def __init__(self, alert: Alert, trigger: str, peak: float) -> None:
+        self.alert = alert
+        self.trigger = trigger  # "high" or "low"
+        self.peak = peak  # the most extreme ATM IV of the episode (highest for high, lowest for low)
+
+
+class IvExtremeRule:
+    """``iv_extreme``: the ATM implied volatility of one option expiry is extremely high or low.
+
+    Key: ``(exchange, underlying, expiry)``; alert ``symbol`` =
+    ``<underlying>-<YYYYMMDD>`` (``BTC-20261225``), ``side`` (in the id) =
+    ``high`` or ``low``. Input: ``option_ticker`` events. Measured value:
+    ``IV = analytics.atm_iv(state.options[exchange].rows(underlying,
+    expiry))``, a fraction: per strike the mean of the call's and put's
+    ``mark_iv``, interpolated linearly at the expiry's reference price (the
+    latest ``underlying_price``); null (nothing happens) when the price is
+    outside the quoted strikes. ``H`` = ``high_pct / 100``, ``L`` =
+    ``low_pct / 100``, ``m`` = ``resolve_margin_pct / 100``.
+
+    **When it is evaluated** (option tickers are frequent): at the first
+    option ticker of the key in each clock second (``clock // 1000``); a
+    ticker of a key already evaluated in that second only marks it pending,
+    and pending keys are evaluated at the engine's next tick of a later
+    second (the first event of any later second). So each key is evaluated
+    at most once per clock second, and its last update of a second is
+    evaluated at the start of the next second that has an event.
+
+    **Fires** when ``IV ≥ H`` (trigger ``high``) or, with ``low_pct > 0``,
+    ``IV ≤ L`` (trigger ``low``), no episode of the key is open and the key
+    is not cooling down. ``value`` = ``IV``, ``threshold`` = ``H`` or ``L``
+    (fractions: 1.0 = 100 %); ``window_s`` 0. Severity: ``high`` is
+    ``critical`` at ``IV ≥ critical_high_pct / 100``, else ``warning``;
+    ``low`` is ``info``.
+
+    **Resolves** at the first evaluation with ``IV < H − m`` (a ``high``
+    episode) or ``IV > L + m`` (a ``low`` one); an IV between the fire and
+    resolve levels keeps it open. ``value`` = ``IV``, ``threshold`` = that
+    resolve level. It also resolves at the first tick at or after the
+    expiry's 08:00 UTC on its date (``details.reason`` ``expired``, value =
+    the last IV evaluated), since an expired chain has no IV any more.
+
+    **Cooldown** as for every rule, per key (``cooldown_s``, default 900 s).
+    """
+
+    name = IV_EXTREME
+
+    def __init__(self, config: IvExtremeConfig | None = None) -> None:
+        self.config = cfg = config or IvExtremeConfig()
+        self._high = cfg.high_pct / 100.0
+        self._low = cfg.low_pct / 100.0
+        self._margin = cfg.resolve_margin_pct / 100.0
+        self._critical = cfg.critical_high_pct / 100.0
+        # At least 1 ms: an episode never reopens in the ms it resolved (its id would repeat).
+        self._cooldown_ms = max(1, round(cfg.cooldown_s * 1000))
+        self._clock = _Clock()
+        self._evaluated: dict[tuple[str, str, str], int] = {}  # key -> clock second of its last evaluation
+        self._pending: dict[tuple[str, str, str], None] = {}  # keys updated since their last evaluation (ordered)
+        self._last_iv: dict[tuple[str, str, str], float] = {}
+        self._open: dict[tuple[str, str, str], _IvEpisode] = {}
+        self._resolved_at: dict[tuple[str, str, str], int] = {}
+        self._counts = {"events": 0, "evaluations": 0, "no_iv": 0, "suppressed": 0}
+
+    def on_event(self, event: Event, state: LiveState) -> list[Alert]:
+        """Evaluate the key of one option ticker, at most once per clock second (see the class docstring)."""
+        if not isinstance(event, MarketEvent):
+            return []
+        now = self._clock.observe(event.ts)
+        if not isinstance(event, OptionTicker):
+            return []
+        self._counts["events"] += 1
+        key = (event.exchange, event.underlying, event.expiry)
+        if self._evaluated.get(key) == now // _BUCKET_MS:
+            self._pending[key] = None
+            return []
+        alert = self._evaluate(key, now, state)
+        return [] if alert is None else [alert]
+
+    def _evaluate(self, key: tuple[str, str, str], now: int, state: LiveState) -> Alert | None:
+        self._pending.pop(key, None)
+        self._evaluated[key] = now // _BUCKET_MS
+        self._counts["evaluations"] += 1
+        exchange, underlying, expiry = key
+        chain = state.options.get(exchange)
+        rows = [] if chain is None else chain.rows(underlying, expiry)
+        iv = atm_iv(rows) if rows else None
+        if iv is None:
+            self._counts["no_iv"] += 1
+            return None
+        self._last_iv[key] = iv
+        episode = self._open.get(key)
+        if episode is not None:
+            if episode.trigger == "high":
+                level = self._high - self._margin
+                if iv >= level:
+                    episode.peak = max(episode.peak, iv)
+                    return None
+            else:
+                level = self._low + self._margin
+                if iv <= level:
+                    episode.peak = min(episode.peak, iv)
+                    return None
+            return self._resolve(key, episode, iv, level, now, "back_inside")
+        if iv >= self._high:
+            trigger, threshold = "high", self._high
+        elif self._low > 0 and iv <= self._low:
+            trigger, threshold = "low", self._low
+        else:
+            return None
+        resolved_at = self._resolved_at.get(key)
+        if resolved_at is not None and now < resolved_at + self._cooldown_ms:
+            self._counts["suppressed"] += 1
+            return None
+        alert = self._firing(key, trigger, threshold, iv, rows, now)
+        self._open[key] = _IvEpisode(alert, trigger, iv)
+        return alert
+
+    def _firing(
+        self, key: tuple[str, str, str], trigger: str, threshold: float, iv: float, rows: list[OptionTicker], now: int
+    ) -> Alert:
+        cfg = self.config
+        exchange, underlying, expiry = key
+        symbol = _iv_symbol(underlying, expiry)
+        if trigger == "high":
+            severity: Severity = "critical" if iv >= self._critical else "warning"
+            resolve_level = self._high - self._margin
+            cmp = "≥"
+        else:
+            severity = "info"
+            resolve_level = self._low + self._margin
+            cmp = "≤"
+        price = reference_price(rows)
+        expiry_ms = _expiry_ms(expiry)
+        days = None if expiry_ms is None else max(0.0, (expiry_ms - now) / 86_400_000)
+        return Alert(
+            id=alert_id(IV_EXTREME, exchange, symbol, trigger, now),
+            rule=IV_EXTREME,
+            status="firing",
+            severity=severity,
+            exchange=exchange,
+            symbol=symbol,
+            value=iv,
+            threshold=threshold,
+            window_s=0.0,
+            started_at=now,
+            ts=now,
+            summary=(
+                f"{exchange} {underlying} {expiry}: ATM IV {iv * 100:.1f}% ({cmp} {threshold * 100:g}%)"
+                + ("" if days is None else f", {days:.1f}d to expiry")
+            ),
+            details={
+                "trigger": trigger,
+                "underlying": underlying,
+                "expiry": expiry,
+                "atm_iv": iv,
+                "reference_price": price,
+                "options": len(rows),
+                "days_to_expiry": days,
+                "high_pct": cfg.high_pct,
+                "low_pct": cfg.low_pct,
+                "resolve_level": resolve_level,
+            },
+        )
+
+    def _resolve(
+        self, key: tuple[str, str, str], episode: _IvEpisode, iv: float, level: float, now: int, reason: str
+    ) -> Alert:
+        del self._open[key]
+        self._resolved_at[key] = now
+        fired = episode.alert
+        _, underlying, expiry = key
+        if reason == "expired":
+            why = "expiry passed"
+        else:
+            why = f"back inside ({'<' if episode.trigger == 'high' else '>'} {level * 100:g}%)"
+        return msgspec.structs.replace(
+            fired,
+            status="resolved",
+            value=iv,
+            threshold=level,
+            ts=now,
+            summary=(
+                f"{fired.exchange} {underlying} {expiry}: ATM IV {iv * 100:.1f}%, {why}; "
+                f"{'peak' if episode.trigger == 'high' else 'low'} {episode.peak * 100:.1f}%"
+            ),
+            details={
+                "trigger": episode.trigger,
+                "reason": reason,
+                "underlying": underlying,
+                "expiry": expiry,
+                "atm_iv": iv,
+                "peak_iv": episode.peak,
+                "duration_s": (now - fired.started_at) / 1000,
+                "resolve_level": level,
+            },
+        )
+
+    def tick(self, now_ms: int, state: LiveState) -> list[Alert]:
+        """Evaluate pending keys not yet evaluated in this clock second; resolve episodes of expired expiries."""
+        now = self._clock.observe(now_ms)
+        out: list[Alert] = []
+        second = now // _BUCKET_MS
+        for key in [k for k in self._pending if self._evaluated.get(k) != second]:
+            alert = self._evaluate(key, now, state)
+            if alert is not None:
+                out.append(alert)
+        for key, episode in list(self._open.items()):
+            expiry_ms = _expiry_ms(key[2])
+            if expiry_ms is None or expiry_ms <= now:
+                level = self._high - self._margin if episode.trigger == "high" else self._low + self._margin
+                out.append(self._resolve(key, episode, self._last_iv.get(key, episode.peak), level, now, "expired"))
+                self._pending.pop(key, None)
+        return out
+
+    def active(self) -> list[Alert]:
+        """Firing alerts of the open episodes."""
+        return [ep.alert for ep in self._open.values()]
+
+    def stats(self) -> dict[str, int]:
+        """events (option tickers), evaluations, no_iv (no ATM IV), suppressed, pending, open."""
+        return {**self._counts, "pending": len(self._pending), "open": len(self._open)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _expiry_ms(expiry: str) -> int | None:
+    """08:00 UTC of ``YYYY-MM-DD`` in ms (``analytics.expiry_ms_from_date``); None when unparseable."""
+    try:
+        return expiry_ms_from_date(expiry)
+    except ValueError:
+        return None
+
+
+def _iv_symbol(underlying: str, expiry: str) -> str:
+    return f"{underlying}-{expiry.replace('-', '')}"
+
+
+# --------------------------------------------------------------------------- funding divergence
+
+
+class FundingDivergenceConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Thresholds of :class:`FundingDivergenceRule`.
+
+    Attributes:
+        threshold_pct: spread max − min of ``rate_8h`` across venues, PERCENT per 8 h (0.05 = 0.0005).
+        resolve_ratio: resolves below ``resolve_ratio × threshold``.
+        max_age_s: a venue's rate counts while at most this old (event time, whole seconds).
+        cooldown_s: after resolution, no new episode for the base asset for this long.
+        critical_multiple: severity ``critical`` when firing at ≥ this × threshold.
+    """
+
+    threshold_pct: float = 0.05
+    resolve_ratio: float = 0.5
+    max_age_s: float = 900.0
+    cooldown_s: float = 900.0
+    critical_multiple: float = 3.0
+
+    def __post_init__(self) -> None:
+        self._positive("threshold_pct", "max_age_s", "critical_multiple")
+        self._whole_seconds("max_age_s")
+        self._ratio("resolve_ratio")
+        if self.cooldown_s < 0:
+            raise ValueError(f"FundingDivergenceConfig.cooldown_s must be >= 0, got {self.cooldown_s!r}")
+
+
+class _DivergenceEpisode:
+    __slots__ = ("alert", "peak")
+
+    def __init__(self, alert: Alert, peak: float) -> None:
+        self.alert = alert
+        self.peak = peak
+
+
+def _perp_base(symbol: str) -> str | None:
+    """``BTC`` of ``BTC-USDT-PERP``; None for anything but a perpetual."""
+    parts = symbol.split("-")
+    return parts[0] if len(parts) == 3 and parts[2] == "PERP" else None
+
+
+class FundingDivergenceRule:
+    """``funding_divergence``: perpetual funding of one base asset differs across venues.
+
+    Key: the base asset (``BTC`` of ``BTC-USDT-PERP``); alert ``symbol`` =
+    the base, ``exchange`` null. Inputs: ``funding`` events of perpetuals
+    (unified symbol ``BASE-QUOTE-PERP``; dated futures and events with
+    ``rate_8h`` null are ignored). The rule keeps the latest event (largest
+    ``ts``) per ``(exchange, symbol)``.
+
+    At clock ``t`` a rate is **fresh** when ``ts // 1000 ≥ t // 1000 −
+    max_age_s`` (whole seconds, so freshness only changes at second
+    boundaries and the engine's once-per-second tick is exact). **One rate
+    per venue**: the venue's fresh ``BASE-USDT-PERP`` if it has one, else
+    its fresh perpetual of that base whose symbol sorts first (``BTC-USD-PERP``
+    before ``BTC-USDC-PERP``). Spread ``S(t)`` = ``analytics.funding_spread``
+    of those legs: max − min ``rate_8h`` over the venues (a fraction per
+    8 h), 0 with fewer than two venues; ``θ`` = ``threshold_pct / 100``.
+
+    **Fires** at a funding event of the base when ``S(t) ≥ θ`` with at least
+    two venues, no episode of the base is open and it is not cooling down.
+    ``value`` = ``S(t)``, ``threshold`` = ``θ``, ``window_s`` = ``max_age_s``.
+    Severity ``critical`` when ``S(t) ≥ critical_multiple × θ``, else
+    ``warning``.
+
+    **Resolves** at the first clock value (a funding event of the base, or
+    the engine's tick, which drops rates that are no longer fresh) with
+    ``S(t) < resolve_ratio × θ``; with one fresh venue left ``S`` is 0, so an
+    episode never stays open on stale legs. A spread between the two levels
+    keeps it open. ``value`` = ``S(t)``, ``threshold`` = ``resolve_ratio × θ``.
+
+    **Cooldown** as for every rule, per base (``cooldown_s``, default 900 s).
+    The carry in ``details`` is ``S × 3 × 365`` (simple, before fees):
+    long the low leg, short the high one.
+    """
+
+    name = FUNDING_DIVERGENCE
+
+    def __init__(self, config: FundingDivergenceConfig | None = None) -> None:
+        self.config = cfg = config or FundingDivergenceConfig()
+        self._threshold = cfg.threshold_pct / 100.0
+        self._resolve = self._threshold * cfg.resolve_ratio
+        self._max_age_s = int(cfg.max_age_s)
+        # At least 1 ms: an episode never reopens in the ms it resolved (its id would repeat).
+        self._cooldown_ms = max(1, round(cfg.cooldown_s * 1000))
+        self._clock = _Clock()
+        self._latest: dict[str, dict[tuple[str, str], Funding]] = {}  # base -> (exchange, symbol) -> latest
+        self._open: dict[str, _DivergenceEpisode] = {}
+        self._resolved_at: dict[str, int] = {}
+        self._counts = {"events": 0, "not_perpetual": 0, "rate_8h_null": 0, "no_symbol": 0, "suppressed": 0}
+
+    def legs(self, base: str, now_ms: int) -> list[Funding]:
+        """The one fresh funding per venue of ``base`` at ``now_ms``, by exchange (see the class docstring)."""
+        oldest_s = now_ms // _BUCKET_MS - self._max_age_s
+        best: dict[str, Funding] = {}
+        for (exchange, symbol), ev in self._latest.get(base, {}).items():
+            if ev.ts // _BUCKET_MS < oldest_s:
+                continue
+            kept = best.get(exchange)
+            if kept is None or _leg_order(base, symbol) < _leg_order(base, kept.symbol or ""):
+                best[exchange] = ev
+        return [best[ex] for ex in sorted(best)]
+
+    def _spread(self, base: str, now: int) -> tuple[float, list[Funding], FundingSpread | None]:
+        legs = self.legs(base, now)
+        spread = funding_spread(legs)
+        return (0.0 if spread is None else spread.spread_8h), legs, spread
+
+    def on_event(self, event: Event, state: LiveState) -> list[Alert]:
+        """Record one perpetual's funding and evaluate its base asset (see the class docstring)."""
+        if not isinstance(event, MarketEvent):
+            return []
+        now = self._clock.observe(event.ts)
+        if not isinstance(event, Funding):
+            return []
+        if event.symbol is None:
+            self._counts["no_symbol"] += 1
+            return []
+        base = _perp_base(event.symbol)
+        if base is None:
+            self._counts["not_perpetual"] += 1
+            return []
+        self._counts["events"] += 1
+        if event.rate_8h is None:
+            self._counts["rate_8h_null"] += 1
+            return []
+        venues = self._latest.setdefault(base, {})
+        key = (event.exchange, event.symbol)
+        prev = venues.get(key)
+        if prev is None or event.ts >= prev.ts:
+            venues[key] = event
+        value, legs, spread = self._spread(base, now)
+        episode = self._open.get(base)
+        if episode is not None:
+            if value < self._resolve:
+                return [self._resolved(base, episode, value, legs, now)]
+            episode.peak = max(episode.peak, value)
+            return []
+        if spread is None or spread.venues < 2 or value < self._threshold:
+            return []
+        resolved_at = self._resolved_at.get(base)
+        if resolved_at is not None and now < resolved_at + self._cooldown_ms:
+            self._counts["suppressed"] += 1
+            return []
+        alert = self._firing(base, spread, legs, now)
+        self._open[base] = _DivergenceEpisode(alert, value)
+        return [alert]
+
+    @staticmethod
+    def _venues(legs: list[Funding]) -> dict[str, dict[str, Any]]:
+        return {ev.exchange: {"symbol": ev.symbol, "rate_8h": ev.rate_8h, "ts": ev.ts} for ev in legs}
+
+    def _firing(self, base: str, spread: FundingSpread, legs: list[Funding], now: int) -> Alert:
+        cfg = self.config
+        value = spread.spread_8h
+        severity: Severity = "critical" if value >= cfg.critical_multiple * self._threshold else "warning"
+        hi, lo = spread.high, spread.low
+        return Alert(
+            id=alert_id(FUNDING_DIVERGENCE, None, base, None, now),
+            rule=FUNDING_DIVERGENCE,
+            status="firing",
+            severity=severity,
+            exchange=None,
+            symbol=base,
+            value=value,
+            threshold=self._threshold,
+            window_s=float(self._max_age_s),
+            started_at=now,
+            ts=now,
+            summary=(
+                f"{base}: perp funding spread {value * 100:.4f}% per 8h across {spread.venues} venues "
+                f"(≥ {self._threshold * 100:.4f}%): {hi.exchange} {_fmt_pct(hi.rate_8h)} vs "
+                f"{lo.exchange} {_fmt_pct(lo.rate_8h)}, carry {spread.carry_annualized * 100:+.1f}% annualized"
+            ),
+            details={
+                "venues": self._venues(legs),
+                "high": {"exchange": hi.exchange, "symbol": hi.symbol, "rate_8h": hi.rate_8h},
+                "low": {"exchange": lo.exchange, "symbol": lo.symbol, "rate_8h": lo.rate_8h},
+                "spread_8h": value,
+                "carry_annualized": spread.carry_annualized,
+                "carry_trade": f"short {hi.exchange} {hi.symbol}, long {lo.exchange} {lo.symbol}",
+                "max_age_s": cfg.max_age_s,
+                "threshold_pct": cfg.threshold_pct,
+                "resolve_below": self._resolve,
+            },
+        )
+
+    def _resolved(
+        self, base: str, episode: _DivergenceEpisode, value: float, legs: list[Funding], now: int
+    ) -> Alert:
+        del self._open[base]
+        self._resolved_at[base] = now
+        fired = episode.alert
+        return msgspec.structs.replace(
+            fired,
+            status="resolved",
+            value=value,
+            threshold=self._resolve,
+            ts=now,
+            summary=(
+                f"{base}: perp funding spread back to {value * 100:.4f}% per 8h across {len(legs)} fresh venues "
+                f"(< {self._resolve * 100:.4f}%); peak {episode.peak * 100:.4f}%"
+            ),
+            details={
+                "venues": self._venues(legs),
+                "spread_8h": value,
+                "peak_spread_8h": episode.peak,
+                "duration_s": (now - fired.started_at) / 1000,
+                "max_age_s": self.config.max_age_s,
+                "threshold_pct": self.config.threshold_pct,
+                "resolve_below": self._resolve,
+            },
+        )
+
+    def tick(self, now_ms: int, state: LiveState) -> list[Alert]:
+        """Resolve open episodes whose spread over the still-fresh rates fell below the resolve level."""
+        now = self._clock.observe(now_ms)
+        out: list[Alert] = []
+        for base, episode in list(self._open.items()):
+            value, legs, _ = self._spread(base, now)
+            if value < self._resolve:
+                out.append(self._resolved(base, episode, value, legs, now))
+        return out
+
+    def active(self) -> list[Alert]:
+        """Firing alerts of the open episodes."""
+        return [ep.alert for ep in self._open.values()]
+
+    def stats(self) -> dict[str, int]:
+        """events (perpetual funding), not_perpetual, rate_8h_null, no_symbol, suppressed, open."""
+        return {**self._counts, "open": len(self._open)}
+
+
+def _leg_order(base: str, symbol: str) -> tuple[bool, str]:
+    return (symbol != f"{base}-USDT-PERP", symbol)
+
+
 # --------------------------------------------------------------------------- engine
 
 
@@ -735,12 +1496,18 @@ def default_rules(
     cascade: LiquidationCascadeConfig | None = None,
     large: LargeLiquidationConfig | None = None,
     funding: ExtremeFundingConfig | None = None,
+    oi_change: OiChangeConfig | None = None,
+    iv_extreme: IvExtremeConfig | None = None,
+    funding_divergence: FundingDivergenceConfig | None = None,
 ) -> list[Rule]:
-    """The rules that exist so far, with the given (or default) configs, in engine order."""
+    """Every rule, with the given (or default) configs, in engine order."""
     return [
         LiquidationCascadeRule(cascade),
         LargeLiquidationRule(large),
         ExtremeFundingRule(funding),
+        OiChangeRule(oi_change),
+        IvExtremeRule(iv_extreme),
+        FundingDivergenceRule(funding_divergence),
     ]
 
 
@@ -748,6 +1515,9 @@ _SECTIONS: tuple[tuple[str, type[_Config], Callable[[Any], Rule]], ...] = (
     (CASCADE, LiquidationCascadeConfig, LiquidationCascadeRule),
     (LARGE_LIQUIDATION, LargeLiquidationConfig, LargeLiquidationRule),
     (EXTREME_FUNDING, ExtremeFundingConfig, ExtremeFundingRule),
+    (OI_CHANGE, OiChangeConfig, OiChangeRule),
+    (IV_EXTREME, IvExtremeConfig, IvExtremeRule),
+    (FUNDING_DIVERGENCE, FundingDivergenceConfig, FundingDivergenceRule),
 )
 
 

@@ -420,8 +420,8 @@ def mixed_script() -> list[MarketEvent]:
 
 
 def test_replayed_events_give_identical_alerts_same_ids_same_order():
-    first_engine, first_state = make_engine()
-    second_engine, second_state = make_engine()
+    first_engine, first_state = make_engine(*default_rules()[:3])  # the liquidation and funding rules
+    second_engine, second_state = make_engine(*default_rules()[:3])
     first = feed(first_engine, first_state, mixed_script())
     second = feed(second_engine, second_state, mixed_script())
 
@@ -460,6 +460,9 @@ def test_engine_ignores_alert_events_and_emits_in_order():
         CASCADE: {"firing": 1, "resolved": 0},
         LARGE_LIQUIDATION: {"firing": 1, "resolved": 1},
         EXTREME_FUNDING: {"firing": 0, "resolved": 0},
+        "oi_change": {"firing": 0, "resolved": 0},
+        "iv_extreme": {"firing": 0, "resolved": 0},
+        "funding_divergence": {"firing": 0, "resolved": 0},
     }
     snap = engine.snapshot()
     assert [a["rule"] for a in snap["active"]] == [CASCADE]
@@ -494,7 +497,7 @@ def test_rules_from_settings_reads_sections_and_leaves_disabled_rules_out():
         extreme_funding: Off = msgspec.field(default_factory=Off)
 
     rules = rules_from_settings(Settings())
-    assert [r.name for r in rules] == [CASCADE, LARGE_LIQUIDATION]
+    assert [r.name for r in rules] == [CASCADE, LARGE_LIQUIDATION, "oi_change", "iv_extreme", "funding_divergence"]
     cascade = rules[0]
     assert isinstance(cascade, LiquidationCascadeRule)
     assert cascade.config == LiquidationCascadeConfig(window_s=30.0, min_usd=2_000_000.0)
@@ -502,6 +505,9 @@ def test_rules_from_settings_reads_sections_and_leaves_disabled_rules_out():
         CASCADE,
         LARGE_LIQUIDATION,
         EXTREME_FUNDING,
+        "oi_change",
+        "iv_extreme",
+        "funding_divergence",
     ]
 
 
