@@ -646,6 +646,7 @@ class Daemon:
             "rest": rest,
             "bus": self.bus.stats(),
             "alerts": self.engine.counts(),
+            "sinks": {"stdout": self.sink.stats(), **{n: k.stats() for n, k in self.delivery_sinks.items()}},
             "market": self.state.market_gauges(self._gauge_symbols()),
             "ready": ready,
         }

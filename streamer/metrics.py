@@ -14,6 +14,7 @@ Snapshot schema (every key optional)::
     rest:     [{exchange, requests, retries, cache_hits, rate_limited, errors: {status: n}}]
     bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}}}
     alerts:   {rule: {status: n}}
+    sinks:    {sink: {written, errors, outbox_depth?, oldest_undelivered_age_s?}}
     market:   {funding_rate_8h: [(exchange, symbol, value)], open_interest_usd: [...],
                mark_price: [...], liquidations_usd: [(exchange, symbol, side, window_s, value)]}
     ready: bool
@@ -55,6 +56,7 @@ class StreamerCollector(Collector):
         yield from self._rest(snap.get("rest", []))
         yield from self._bus(snap.get("bus", {}))
         yield from self._alerts(snap.get("alerts", {}))
+        yield from self._sinks(snap.get("sinks", {}))
         yield from self._market(snap.get("market", {}))
         ready = _gauge("ready", "1 once every configured stream has delivered data", [])
         ready.add_metric([], 1.0 if snap.get("ready") else 0.0)
@@ -148,6 +150,21 @@ class StreamerCollector(Collector):
             for status, n in by_status.items():
                 fam.add_metric([rule, status], float(n))
         yield fam
+
+    @staticmethod
+    def _sinks(sinks: Mapping[str, Mapping[str, Any]]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        written = _counter("sink_deliveries", "Alerts a sink delivered (written, posted and accepted)", ["sink"])
+        errors = _counter("sink_failures", "Failed delivery attempts of a sink (retried)", ["sink"])
+        depth = _gauge("outbox_depth", "Alerts in the durable outbox not yet delivered, per webhook sink", ["sink"])
+        age = _gauge("outbox_oldest_undelivered_age_seconds", "Age of the oldest undelivered alert", ["sink"])
+        for name, st in sinks.items():
+            written.add_metric([name], float(st.get("written", 0)))
+            errors.add_metric([name], float(st.get("errors", 0)))
+            if "outbox_depth" in st:
+                depth.add_metric([name], float(st["outbox_depth"]))
+                oldest = st.get("oldest_undelivered_age_s")
+                age.add_metric([name], float(oldest) if oldest is not None else 0.0)
+        yield from (written, errors, depth, age)
 
     @staticmethod
     def _market(market: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

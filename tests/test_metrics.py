@@ -15,6 +15,8 @@ SNAPSHOT = {
               "errors": {429: 1}}],
     "bus": {"by_type": {"funding": 7}, "consumers": {"stdout": {"depth": 0, "maxsize": 10, "dropped": 2}}},
     "alerts": {"extreme_funding": {"firing": 1, "resolved": 0}},
+    "sinks": {"stdout": {"written": 4, "errors": 0},
+              "webhook:ops": {"written": 3, "errors": 5, "outbox_depth": 2, "oldest_undelivered_age_s": 42.5}},
     "market": {"funding_rate_8h": [("binance", "BTC-USDT-PERP", 0.0001)],
                "liquidations_usd": [("binance", "BTC-USDT-PERP", "long", 60, 1234.5)]},
     "ready": True,
@@ -42,6 +44,11 @@ def test_session_stats_become_labelled_series():
         'streamer_funding_rate_8h_ratio{exchange="binance",symbol="BTC-USDT-PERP"} 0.0001',
         'streamer_liquidations_usd{exchange="binance",side="long",symbol="BTC-USDT-PERP",window="60s"} 1234.5',
         "streamer_ready 1.0",
+        'streamer_sink_deliveries_total{sink="webhook:ops"} 3.0',
+        'streamer_sink_failures_total{sink="webhook:ops"} 5.0',
+        'streamer_outbox_depth{sink="webhook:ops"} 2.0',
+        'streamer_outbox_oldest_undelivered_age_seconds{sink="webhook:ops"} 42.5',
+        'streamer_sink_deliveries_total{sink="stdout"} 4.0',
     ):
         assert line in text
     # a stream that never delivered has no age sample (absent, not 0)
