@@ -33,6 +33,7 @@ import msgspec
 from streamer.aggregate.state import LiveState
 from streamer.alerts.alertmanager import AlertmanagerSink
 from streamer.alerts.chat import ChatSink
+from streamer.alerts.lifecycle import EpisodeJournal
 from streamer.alerts.outbox import Outbox
 from streamer.alerts.rules import RuleEngine, rules_from_settings
 from streamer.alerts.sinks import StdoutSink
@@ -262,6 +263,7 @@ class Daemon:
         self.bus = MemoryBus()
         self.state = LiveState()
         self.engine = RuleEngine(rules_from_settings(settings.rules))
+        self.journal = EpisodeJournal(settings.state_dir)  # open episodes survive a restart (no re-fire)
         self.dedupe = LiquidationDeduper()
         self.bus.add_handler(self.state.on_event)
         self.bus.add_handler(self._on_event_for_rules)
@@ -339,8 +341,10 @@ class Daemon:
     # ------------------------------------------------------------------ wiring
 
     def _on_event_for_rules(self, event: Event) -> None:
-        for alert in self.engine.on_event(event, self.state):
-            self.bus.publish(alert)
+        alerts = self.engine.on_event(event, self.state)
+        if alerts or self.journal.pending:
+            for alert in self.journal.process(alerts, self.engine.now_ms):
+                self.bus.publish(alert)
 
     def publish(self, event: Event) -> None:
         """Put one market event on the bus (liquidations once per natural key)."""
