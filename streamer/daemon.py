@@ -45,7 +45,7 @@ from streamer.exchanges import ADAPTERS
 from streamer.exchanges.base import Adapter, FrameError, RestCall, Stream
 from streamer.instruments import InstrumentStore
 from streamer.metrics import make_registry
-from streamer.model import Event, Liquidation
+from streamer.model import Alert, Event, Liquidation
 from streamer.transport.rest import RestClient, RestError, VenueLimits
 from streamer.transport.ws import WsSession
 
@@ -152,6 +152,9 @@ def venues_from_settings(settings: Settings) -> list[VenueWiring]:
         ))
     return out
 
+
+LIQUIDATION_RULES = frozenset({"liquidation_cascade", "large_liquidation"})
+"""Rules whose alerts carry liquidation ``coverage`` in ``details`` (``Daemon._with_coverage``)."""
 
 CLOSED_VENUES = {"bitmex": "BitMEX closed on 2026-09-23 04:00 UTC (its announcement of 2026-07-23)"}
 
@@ -343,8 +346,34 @@ class Daemon:
     def _on_event_for_rules(self, event: Event) -> None:
         alerts = self.engine.on_event(event, self.state)
         if alerts or self.journal.pending:
+            alerts = [self._with_coverage(a) if a.rule in LIQUIDATION_RULES else a for a in alerts]
             for alert in self.journal.process(alerts, self.engine.now_ms):
                 self.bus.publish(alert)
+
+    def _with_coverage(self, alert: Alert) -> Alert:
+        """Liquidation alerts carry, per venue involved, whether its feed is complete or sampled by the
+        exchange and the share of the alert's window its liquidation socket has been up (the current
+        connection's age over the window: a reconnect inside the window counts as down since then).
+        ``lower_bound`` is true when a venue is sampled or was not up for the whole window."""
+        details = dict(alert.details)
+        venues = details.get("venues")
+        names = sorted(venues) if isinstance(venues, dict) else [alert.exchange] if alert.exchange else []
+        window_ms = max(alert.window_s, 1.0) * 1000
+        coverage: dict[str, dict[str, object]] = {}
+        for name in names:
+            adapter = self.adapters.get(name)
+            shares = []
+            for plan, session in self.sessions:
+                if plan.exchange != name or not any(s.channel == "liquidations" for s in plan.streams):
+                    continue
+                since = session.stats().connected_since_ms
+                shares.append(0.0 if since is None else min(1.0, max(0.0, (alert.ts - since) / window_ms)))
+            coverage[name] = {"feed": getattr(adapter, "LIQUIDATION_FEED", "unknown"),
+                              "socket_up_share": min(shares) if shares else None}
+        details["coverage"] = coverage
+        details["lower_bound"] = any(c["feed"] != "complete" or c["socket_up_share"] != 1.0
+                                     for c in coverage.values())
+        return msgspec.structs.replace(alert, details=details)
 
     def publish(self, event: Event) -> None:
         """Put one market event on the bus (liquidations once per natural key)."""

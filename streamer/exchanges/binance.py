@@ -360,6 +360,9 @@ class BinanceAdapter:
                 return f"{sym}@markPrice@1s" if sym else "!markPrice@arr@1s"
         raise ValueError(f"Binance has no {stream.channel!r} stream (open interest comes by REST)")
 
+    LIQUIDATION_FEED: ClassVar[str] = "sampled"
+    """Whether the liquidation stream carries every liquidation (exchanges.md):
+    the latest liquidation per symbol per 1000 ms (forceOrder is a snapshot stream)."""
     CADENCE_S: ClassVar[dict[str, float | None]] = {
         "funding": 1.0, "mark": 1.0, "ticker": 2.0, "liquidations": None, "book": None,
     }

@@ -373,6 +373,9 @@ class BitmexAdapter:
     markets: tuple[str, ...] = ("realtime",)
     MAX_STATES = 10_000
     REST_ENDPOINTS = ("instruments", "instrument", "funding", "liquidation")
+    LIQUIDATION_FEED: ClassVar[str] = "complete"
+    """Whether the liquidation stream carries every liquidation (exchanges.md):
+    every liquidation order inserted in the liquidation table."""
     CADENCE_S: ClassVar[dict[str, float | None]] = {
         "ticker": 10.0, "funding": None, "liquidations": None,
     }

@@ -499,6 +499,9 @@ class BybitAdapter:
     """"you cannot have length of "args" array over 21,000 characters" per public connection (Connect page)."""
     MAX_TICKER_STATES = 10_000
     REST_ENDPOINTS = ("instruments", "tickers", "open_interest", "funding_history")
+    LIQUIDATION_FEED: ClassVar[str] = "complete"
+    """Whether the liquidation stream carries every liquidation (exchanges.md):
+    allLiquidation pushes every liquidation in 500 ms batches."""
     CADENCE_S: ClassVar[dict[str, float | None]] = {
         "ticker": 5.0, "funding": 5.0, "mark": 5.0, "index": 5.0, "open_interest": 5.0, "book": None,
         "liquidations": None, "options": 10.0,

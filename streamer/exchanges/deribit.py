@@ -396,6 +396,9 @@ class DeribitAdapter:
 
     name = EXCHANGE
     markets: tuple[str, ...] = ("public",)
+    LIQUIDATION_FEED: ClassVar[str] = "complete"
+    """Whether the liquidation stream carries every liquidation (exchanges.md):
+    every trade carries the liquidation flag."""
     CADENCE_S: ClassVar[dict[str, float | None]] = {
         "funding": None, "mark": None, "index": None, "ticker": None, "book": None, "open_interest": None,
         "liquidations": None, "options": None,

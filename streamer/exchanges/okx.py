@@ -482,6 +482,9 @@ class OkxAdapter:
 
     name = EXCHANGE
     markets: tuple[str, ...] = ("public",)
+    LIQUIDATION_FEED: ClassVar[str] = "sampled"
+    """Whether the liquidation stream carries every liquidation (exchanges.md):
+    at most one order per contract per second, "not the total"."""
     CADENCE_S: ClassVar[dict[str, float | None]] = {
         "funding": 90.0, "mark": 10.0, "index": None, "ticker": None, "book": None, "open_interest": None,
         "liquidations": None, "options": None,

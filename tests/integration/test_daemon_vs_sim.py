@@ -66,6 +66,12 @@ async def test_daemon_fires_and_resolves_demo_alerts_and_serves_metrics(tmp_path
         assert all(by_id[i] == ["firing", "resolved"] for i in ids)
     cascade = next(a for a in alerts if a["rule"] == "liquidation_cascade")
     assert (cascade["symbol"], cascade["details"]["side"]) == ("ETH-USDT-PERP", "long")
+    # coverage: Binance and OKX sample their liquidation feeds (exchanges.md), Bybit's is complete
+    coverage = cascade["details"]["coverage"]
+    assert {v: c["feed"] for v, c in coverage.items()} == {"binance": "sampled", "bybit": "complete",
+                                                          "okx": "sampled"}
+    assert all(0.0 < c["socket_up_share"] <= 1.0 for c in coverage.values())
+    assert cascade["details"]["lower_bound"] is True
     # one episode for the symbol although three venues report it
     resolved = next(a for a in alerts if a["rule"] == "liquidation_cascade" and a["status"] == "resolved")
     assert set(resolved["details"]["episode_venues"]) == {"binance", "bybit", "okx"}
