@@ -371,6 +371,12 @@ class Daemon:
             coverage[name] = {"feed": getattr(adapter, "LIQUIDATION_FEED", "unknown"),
                               "socket_up_share": min(shares) if shares else None}
         details["coverage"] = coverage
+        window_s = int(alert.window_s)
+        if alert.symbol is not None and window_s in self.state.liquidations.windows_s:
+            # both sides of the symbol across venues over the alert's window (live state's own windows)
+            details["notional_by_side_usd"] = {
+                side: self.state.liquidations.symbol_totals(alert.symbol, side, window_s, alert.ts).notional_usd
+                for side in ("long", "short")}
         details["lower_bound"] = any(c["feed"] != "complete" or c["socket_up_share"] != 1.0
                                      for c in coverage.values())
         return msgspec.structs.replace(alert, details=details)
