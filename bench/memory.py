@@ -497,7 +497,7 @@ def table(results: dict[str, Any]) -> Table:
         ("RSS, interpreter + imports", f"{_mb(results['rss_start_bytes'])} MB", ""),
         ("RSS, empty pipeline", f"{_mb(results['rss_empty_pipeline_bytes'])} MB", "Daemon built, no instruments"),
         ("RSS, full windows", f"{_mb(results['rss_full_bytes'])} MB",
-         f"{fill['frames']:,} frames over 24 h (+6 d OI) of event time in {fill['seconds']:g} s"),
+         f"{fill['frames']:,} frames over 24 h (+7 d OI) of event time in {fill['seconds']:g} s"),
         ("per instrument", f"{results['per_instrument_bytes'] / 1e3:.1f} kB",
          "(full − empty − liquidation dedupe) / instruments"),
         ("liquidation dedupe", f"{results['structures_after_fill']['dedupe_keys']:,} keys",
