@@ -563,6 +563,12 @@ class Daemon:
             await self.api.start()
         self.started.set()
         sink_task = asyncio.create_task(self.sink.run(self.alert_consumer), name="sink:stdout")
+        for name, _spec, consumer in self._sink_consumers:
+            if name.startswith(("webhook:", "alertmanager:")):
+                # episodes open at the last stop: an alert published just before a crash may never have
+                # reached the outbox (the outbox drops what it has already seen; Alertmanager dedupes)
+                for alert in self.journal.restored_at_start:
+                    consumer.offer(alert)
         http = aiohttp.ClientSession() if self._sink_consumers else None
         delivery_tasks = [asyncio.create_task(self._make_sink(name, spec, http).run(consumer), name=f"sink:{name}")
                           for name, spec, consumer in self._sink_consumers if http is not None]

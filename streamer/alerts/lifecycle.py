@@ -61,6 +61,9 @@ class EpisodeJournal:
         self._restored: dict[Key, Alert] = {}
         self._alias: dict[str, Alert] = {}  # new id -> the restored firing alert it continues
         self._first_ts: int | None = None
+        self.restored_at_start: list[Alert] = []
+        """The firing alerts restored at start (the daemon re-offers them to durable sinks: an alert
+        published just before a crash may not have reached the outbox; the outbox dedupes the rest)."""
         self.continued = 0
         self.expired = 0
         self._load()
@@ -78,6 +81,7 @@ class EpisodeJournal:
         for alert in alerts:
             self._restored[episode_key(alert)] = alert
             self._active[alert.id] = alert
+        self.restored_at_start = list(alerts)
         if alerts:
             log.info("alerts: %d open episode(s) restored from %s", len(alerts), self.path)
 
