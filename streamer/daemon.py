@@ -371,6 +371,10 @@ class Daemon:
             coverage[name] = {"feed": getattr(adapter, "LIQUIDATION_FEED", "unknown"),
                               "socket_up_share": min(shares) if shares else None}
         details["coverage"] = coverage
+        if alert.symbol is not None:
+            moves = {name: self.state.prices.mark_move_pct(name, alert.symbol, int(window_ms), alert.ts)
+                     for name in names}
+            details["mark_move_pct"] = {name: move for name, move in moves.items() if move is not None}
         window_s = int(alert.window_s)
         if alert.symbol is not None and window_s in self.state.liquidations.windows_s:
             # both sides of the symbol across venues over the alert's window (live state's own windows)

@@ -448,9 +448,14 @@ class PriceState:
     ignored. Funding events contribute ``mark`` and ``index`` only.
     """
 
+    MARK_HISTORY_MS = 3_600_000
+    MARK_RESOLUTION_MS = 10_000
+
     def __init__(self) -> None:
         # (exchange, symbol) -> field -> (value, ts)
         self._prices: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
+        # (exchange, symbol) -> mark over the last hour, one sample per 10 s (price moves for alerts)
+        self._marks: dict[tuple[str, str], SampleHistory] = {}
         self.events = 0
         self.no_symbol = 0
 
@@ -488,6 +493,25 @@ class PriceState:
             kept = fields.get(name)
             if kept is None or ts >= kept[1]:
                 fields[name] = (value, ts)
+        mark = values[0][1]
+        if mark is not None:
+            history = self._marks.get(key)
+            if history is None:
+                history = self._marks[key] = SampleHistory(self.MARK_HISTORY_MS, self.MARK_RESOLUTION_MS)
+            history.add(ts, mark)
+
+    def mark_move_pct(self, exchange: str, symbol: str, window_ms: int, now_ms: int) -> float | None:
+        """Mark price change over ``window_ms`` up to ``now_ms``, percent: the newest mark at or before
+        ``now_ms`` against the newest at or before ``now_ms - window_ms`` (10 s resolution, 1 h back);
+        None without both."""
+        history = self._marks.get((exchange, symbol))
+        if history is None:
+            return None
+        now = history.at_or_before(now_ms)
+        then = history.at_or_before(now_ms - window_ms)
+        if now is None or then is None or not then[1][0]:
+            return None
+        return (now[1][0] - then[1][0]) / then[1][0] * 100.0  # type: ignore[operator]
 
     def get(self, exchange: str, symbol: str) -> dict[str, float | None]:
         """``{"mark", "index", "last", "bid", "ask"}`` (null where never seen)."""

@@ -334,3 +334,17 @@ def test_market_gauges_select_by_raw_or_unified_symbol():
         ("binance", "BTC-USDT-PERP", "short", 60, 0.0),
     ]
     assert state.market_gauges({("binance", "BTC-USDT-PERP")}) == gauges
+
+
+def test_mark_move_over_a_window_from_the_ten_second_mark_history():
+    state = LiveState()
+    for i, mark in enumerate((100.0, 101.0, 102.0, 99.0)):
+        state.on_event(Ticker(exchange="binance", symbol="BTC-USDT-PERP", raw_symbol="BTCUSDT", ts=T0 + i * 20 * S,
+                              recv_ts=T0, mark_price=mark))
+    # now T0+60s (mark 99) against the newest at or before T0+0s (mark 100)
+    assert state.prices.mark_move_pct("binance", "BTC-USDT-PERP", 60 * S, T0 + 60 * S) == pytest.approx(-1.0)
+    # against T0+20s (101) over 40 s
+    move = state.prices.mark_move_pct("binance", "BTC-USDT-PERP", 40 * S, T0 + 60 * S)
+    assert move == pytest.approx((99.0 - 101.0) / 101.0 * 100)
+    assert state.prices.mark_move_pct("binance", "BTC-USDT-PERP", 61 * S, T0 + 60 * S) is None  # before the history
+    assert state.prices.mark_move_pct("okx", "BTC-USDT-PERP", 60 * S, T0 + 60 * S) is None
