@@ -42,10 +42,29 @@ class ConfigError(Exception):
 
     def __init__(self, key: str, value: object, expected: str, source: str) -> None:
         self.key = key
-        self.value = value
+        self.value = _redact_secrets(value, key)
         self.expected = expected
         self.source = source
-        super().__init__(f"config error in {source}: {key} = {value!r}: expected {expected}")
+        super().__init__(f"config error in {source}: {key} = {self.value!r}: expected {expected}")
+
+
+_SECRET_KEYS = ("secret", "token", "password")
+_SECRET_URL_PARTS = ("/services/", "/api/webhooks/")  # Slack and Discord webhook URLs are credentials
+
+
+def _redact_secrets(value: object, key: str = "") -> object:
+    """The value as an error may show it: secrets (keys named secret/token/password, ``whsec_…``
+    strings, Slack/Discord webhook URLs) replaced by ``<redacted>``, in nested dicts and lists too."""
+    last = key.rsplit(".", 1)[-1].lower()
+    if isinstance(value, dict):
+        return {k: _redact_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_secrets(v) for v in value]
+    if isinstance(value, str) and (any(p in last for p in _SECRET_KEYS) or value.startswith("whsec_")):
+        return "<redacted>"
+    if isinstance(value, str) and any(p in value for p in _SECRET_URL_PARTS):
+        return value.split("/", 3)[2] + "/<redacted>" if value.count("/") >= 3 else "<redacted>"
+    return value
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -86,3 +86,19 @@ def test_new_rule_sections_reject_values_that_break_their_definition(env, key):
     with pytest.raises(ConfigError) as info:
         load_settings(None, env=env)
     assert info.value.key == key
+
+
+def test_config_errors_never_show_secrets_or_webhook_urls(tmp_path):
+    from streamer.config import ConfigError, load_settings
+
+    path = tmp_path / "streamer.yaml"
+    path.write_text("sinks:\n  webhooks:\n    - secret: whsec_c2VjcmV0c2VjcmV0c2VjcmV0\n      timeout_s: 5\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert "c2VjcmV0" not in str(err.value)
+    assert "'secret': '<redacted>'" in str(err.value)
+    path.write_text("sinks:\n  chat:\n    - {kind: slack, url: 'https://hooks.slack.com/services/T0/B0/TOKEN1'"
+                    ", filters: {nope: 1}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert "TOKEN1" not in str(err.value)
