@@ -173,6 +173,22 @@ class _Clock:
 # --------------------------------------------------------------------------- cascade
 
 
+class _Episodes:
+    """What every episode rule shares: ``active()`` is the firing alert of each open episode, ``stats()``
+    the rule's counters plus ``open`` (episodes open now)."""
+
+    _open: dict[Any, Any]
+    _counts: dict[str, int]
+
+    def active(self) -> list[Alert]:
+        """Firing alerts of the open episodes."""
+        return [ep.alert for ep in self._open.values()]
+
+    def stats(self) -> dict[str, int]:
+        """The rule's counters (its class docstring) and ``open``."""
+        return {**self._counts, "open": len(self._open)}
+
+
 class LiquidationCascadeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Thresholds of :class:`LiquidationCascadeRule`.
 
@@ -221,7 +237,7 @@ class _CascadeEpisode:
         self.count = count
 
 
-class LiquidationCascadeRule:
+class LiquidationCascadeRule(_Episodes):
     """``liquidation_cascade``: one-sided liquidation notional of a symbol, across venues.
 
     Key: ``(symbol, side)``, ``symbol`` the unified symbol (every venue's
@@ -450,13 +466,7 @@ class LiquidationCascadeRule:
             },
         )
 
-    def active(self) -> list[Alert]:
-        """Firing alerts of the open episodes."""
-        return [ep.alert for ep in self._open.values()]
 
-    def stats(self) -> dict[str, int]:
-        """liquidations, unsized (value_usd null), no_symbol, suppressed, open."""
-        return {**self._counts, "open": len(self._open)}
 
 
 # --------------------------------------------------------------------------- extreme funding
@@ -496,7 +506,7 @@ def _direction(rate_8h: float) -> str:
     return "longs_pay_shorts" if rate_8h >= 0 else "shorts_pay_longs"
 
 
-class ExtremeFundingRule:
+class ExtremeFundingRule(_Episodes):
     """``extreme_funding``: the 8-hour-equivalent funding rate of one venue's symbol is extreme.
 
     Key: ``(exchange, symbol)``. Measured value: ``|rate_8h|`` of each funding
@@ -632,13 +642,7 @@ class ExtremeFundingRule:
         self._clock.observe(now_ms)
         return []
 
-    def active(self) -> list[Alert]:
-        """Firing alerts of the open episodes."""
-        return [ep.alert for ep in self._open.values()]
 
-    def stats(self) -> dict[str, int]:
-        """events, rate_8h_null, no_symbol, suppressed, open."""
-        return {**self._counts, "open": len(self._open)}
 
 
 # --------------------------------------------------------------------------- large liquidation
@@ -780,7 +784,7 @@ class _OiEpisode:
         self.unit = unit  # "usd" or "base": the unit the episode is measured in
 
 
-class OiChangeRule:
+class OiChangeRule(_Episodes):
     """``oi_change``: the open interest of one venue's symbol moved by ``threshold_pct`` over ``window_s``.
 
     Key: ``(exchange, symbol)``. Inputs: ``open_interest`` events and
@@ -960,13 +964,7 @@ class OiChangeRule:
         self._clock.observe(now_ms)
         return []
 
-    def active(self) -> list[Alert]:
-        """Firing alerts of the open episodes."""
-        return [ep.alert for ep in self._open.values()]
 
-    def stats(self) -> dict[str, int]:
-        """events, no_change (change not known yet), no_symbol, suppressed, own_history, open."""
-        return {**self._counts, "open": len(self._open)}
 
 
 def _fmt_span(seconds: int) -> str:
@@ -1022,7 +1020,7 @@ class _IvEpisode:
         self.peak = peak  # the most extreme ATM IV of the episode (highest for high, lowest for low)
 
 
-class IvExtremeRule:
+class IvExtremeRule(_Episodes):
     """``iv_extreme``: the ATM implied volatility of one option expiry is extremely high or low.
 
     Key: ``(exchange, underlying, expiry)``; alert ``symbol`` =
@@ -1229,9 +1227,6 @@ class IvExtremeRule:
                 self._pending.pop(key, None)
         return out
 
-    def active(self) -> list[Alert]:
-        """Firing alerts of the open episodes."""
-        return [ep.alert for ep in self._open.values()]
 
     def stats(self) -> dict[str, int]:
         """events (option tickers), evaluations, no_iv (no ATM IV), suppressed, pending, open."""
@@ -1293,7 +1288,7 @@ def _perp_base(symbol: str) -> str | None:
     return parts[0] if len(parts) == 3 and parts[2] == "PERP" else None
 
 
-class FundingDivergenceRule:
+class FundingDivergenceRule(_Episodes):
     """``funding_divergence``: perpetual funding of one base asset differs across venues.
 
     Key: the base asset (``BTC`` of ``BTC-USDT-PERP``); alert ``symbol`` =
@@ -1476,13 +1471,7 @@ class FundingDivergenceRule:
                 out.append(self._resolved(base, episode, value, legs, now))
         return out
 
-    def active(self) -> list[Alert]:
-        """Firing alerts of the open episodes."""
-        return [ep.alert for ep in self._open.values()]
 
-    def stats(self) -> dict[str, int]:
-        """events (perpetual funding), not_perpetual, rate_8h_null, no_symbol, suppressed, open."""
-        return {**self._counts, "open": len(self._open)}
 
 
 def _leg_order(base: str, symbol: str) -> tuple[bool, str]:
