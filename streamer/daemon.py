@@ -279,13 +279,13 @@ class Daemon:
         sinks = settings.sinks
         self.outbox = (Outbox(Path(settings.state_dir).expanduser() / "alerts-outbox.sqlite")
                        if sinks.webhooks else None)
+        named: list[tuple[str, Any]] = [(f"webhook:{w.key}", w) for w in sinks.webhooks]
+        named += [(f"alertmanager:{i}", a) for i, a in enumerate(sinks.alertmanager)]
+        named += [(f"chat:{c.kind}-{i}", c) for i, c in enumerate(sinks.chat)]
         self._sink_consumers: list[tuple[str, Any, QueueConsumer]] = [
-            (f"{kind}:{key}", spec, self.bus.consumer(f"{kind}:{key}", maxsize=settings.bus.consumer_queue_size,
-                                                      overflow="drop_newest", types=["alert"]))
-            for kind, items in (("webhook", sinks.webhooks), ("alertmanager", sinks.alertmanager),
-                                ("chat", sinks.chat))
-            for i, spec in enumerate(items)
-            for key in [spec.key if kind == "webhook" else f"{getattr(spec, 'kind', 'am')}-{i}"]
+            (name, spec, self.bus.consumer(name, maxsize=settings.bus.consumer_queue_size, overflow="drop_newest",
+                                           types=["alert"]))
+            for name, spec in named
         ]
         self.delivery_sinks: dict[str, Any] = {}
         for name in closed_venues(settings):
