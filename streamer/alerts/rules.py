@@ -35,7 +35,7 @@ import msgspec
 
 from streamer.aggregate.analytics import FundingSpread, atm_iv, expiry_ms_from_date, funding_spread, reference_price
 from streamer.aggregate.state import LiveState, OISample, OpenInterestState
-from streamer.aggregate.window import SumWindow
+from streamer.aggregate.window import MultiSumWindow, SumWindow
 from streamer.model import Alert, Event, Funding, Liquidation, MarketEvent, OpenInterest, OptionTicker, Ticker
 
 __all__ = [
@@ -219,12 +219,27 @@ class LiquidationCascadeConfig(_Config, frozen=True, kw_only=True, forbid_unknow
 
 
 class _SideWindows:
-    __slots__ = ("current", "long", "venues")
+    """The key's window ``W`` and ``W + L`` (window plus baseline lookback), sharing their buckets."""
+
+    __slots__ = ("_long_ms", "_window_ms", "both", "venues")
 
     def __init__(self, window_ms: int, baseline_ms: int) -> None:
-        self.current = SumWindow(window_ms, _BUCKET_MS)
-        self.long = SumWindow(window_ms + baseline_ms, _BUCKET_MS)
+        self._window_ms = window_ms
+        self._long_ms = window_ms + baseline_ms
+        self.both = MultiSumWindow((window_ms, window_ms + baseline_ms), _BUCKET_MS)
         self.venues: dict[str, SumWindow] = {}
+
+    def current(self, now_ms: int) -> float:
+        """Notional in the window at ``now_ms``."""
+        return self.both.totals(self._window_ms, now_ms)[0]
+
+    def current_totals(self, now_ms: int) -> tuple[float, int, int]:
+        """``(notional, count, unsized)`` in the window at ``now_ms``."""
+        return self.both.totals(self._window_ms, now_ms)
+
+    def long(self, now_ms: int) -> float:
+        """Notional in the window and its lookback at ``now_ms``."""
+        return self.both.totals(self._long_ms, now_ms)[0]
 
 
 class _CascadeEpisode:
@@ -310,7 +325,7 @@ class LiquidationCascadeRule(_Episodes):
             return None
         if sides is None:
             return 0.0
-        lookback = max(0.0, sides.long.total(now_ms) - sides.current.total(now_ms))
+        lookback = max(0.0, sides.long(now_ms) - sides.current(now_ms))
         return lookback * self._window_ms / covered
 
     def threshold(self, symbol: str, side: str, now_ms: int) -> tuple[float, float | None]:
@@ -351,19 +366,18 @@ class LiquidationCascadeRule(_Episodes):
         value = event.value_usd
         if value is None:
             self._counts["unsized"] += 1
-        sides.current.add(event.ts, value)
-        sides.long.add(event.ts, value)
+        sides.both.add(event.ts, value)
         venue.add(event.ts, value)
         episode = self._open.get(key)
         if episode is not None:
             episode.count += 1
             if value is not None:
                 episode.venues[event.exchange] = episode.venues.get(event.exchange, 0.0) + value
-                episode.peak = max(episode.peak, sides.current.total(now))
+                episode.peak = max(episode.peak, sides.current(now))
             return []
         if value is None:
             return []  # cannot raise the notional
-        notional = sides.current.total(now)
+        notional = sides.current(now)
         threshold, base = self.threshold(event.symbol, event.side, now)
         if notional < threshold:
             return []
@@ -384,7 +398,7 @@ class LiquidationCascadeRule(_Episodes):
     ) -> Alert:
         cfg = self.config
         symbol, side = key
-        _, count, unsized = sides.current.totals(now)
+        _, count, unsized = sides.current_totals(now)
         venues = self._venue_totals(sides, now)
         severity: Severity = "critical" if notional >= cfg.critical_multiple * cfg.min_usd else "warning"
         if base is not None and threshold > cfg.min_usd:
@@ -428,7 +442,7 @@ class LiquidationCascadeRule(_Episodes):
         out: list[Alert] = []
         for key, episode in list(self._open.items()):
             sides = self._keys[key]
-            notional = sides.current.total(now)
+            notional = sides.current(now)
             if notional >= self._resolve_usd:
                 continue
             del self._open[key]
