@@ -72,11 +72,17 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class HttpSettings(_Section):
-    """The HTTP endpoint (/metrics, /healthz, /readyz, /state)."""
+    """The HTTP endpoint (/metrics, /healthz, /readyz, /state).
+
+    ``token``: optional bearer token; when set, every endpoint except ``/healthz`` requires
+    ``Authorization: Bearer <token>``. When empty, the environment variable ``STREAMER_HTTP_TOKEN`` is
+    used; when that is empty too, the API is open (keep it on 127.0.0.1 then). Never logged.
+    """
 
     host: str = "127.0.0.1"
     port: int = 9464
     enabled: bool = True
+    token: str = ""
 
 
 class BinanceSettings(_Section):
@@ -434,6 +440,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise _error_from_msgspec(exc, data, sources) from None
     _check_ranges(settings, sources)
     _check_webhooks(settings, sources, env)
+    _check_http_token(settings, sources, env)
     return settings
 
 
@@ -508,6 +515,20 @@ def _check_ranges(settings: Settings, sources: dict[str, str]) -> None:
 
 
 WEBHOOK_SECRET_ENV = "STREAMER_WEBHOOK_SECRET"
+HTTP_TOKEN_ENV = "STREAMER_HTTP_TOKEN"
+
+
+def _check_http_token(settings: Settings, sources: dict[str, str], env: Mapping[str, str]) -> None:
+    """Resolve ``http.token`` (config, else ``STREAMER_HTTP_TOKEN``, else none) and validate its form."""
+    source = sources.get("http.token") or sources.get("http") or sources.get("", "defaults")
+    if not settings.http.token:
+        settings.http.token = env.get(HTTP_TOKEN_ENV, "")
+        source = f"environment variable {HTTP_TOKEN_ENV}"
+    token = settings.http.token
+    if token and not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", token):
+        raise ConfigError("http.token", _redact(token),
+                          "a bearer token of letters, digits and -._~+/ (RFC 6750 token68), or empty for none",
+                          source)
 
 
 def _redact(secret: str) -> str:

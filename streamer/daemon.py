@@ -314,6 +314,7 @@ class Daemon:
             },
             host=settings.http.host,
             port=settings.http.port,
+            token=settings.http.token,
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
