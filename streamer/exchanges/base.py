@@ -16,6 +16,7 @@ from typing import Literal, Protocol, TypeVar
 from streamer.model import Event, Instrument
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 Channel = Literal["liquidations", "funding", "ticker", "book", "open_interest", "mark", "index", "options"]
 """What a stream carries, venue-neutral.
@@ -228,6 +229,20 @@ def read_elements(
     if last_error is not None and not out:
         raise FrameError(last_error.reason, f"no readable {noun}: {last_error.detail}")
     return out
+
+
+MAX_SYMBOL_STATES = 10_000
+"""Most symbols an adapter keeps per-symbol state for (marks, index, option OI...): exchange input is
+untrusted, and unknown instruments must not grow memory without bound."""
+
+
+def remember(cache: dict[str, V], key: str, value: V, stats: AdapterStats, limit: int = MAX_SYMBOL_STATES) -> None:
+    """``cache[key] = value`` unless that would hold more than ``limit`` keys: then counted as
+    ``unmapped{reason="state_cap"}`` and dropped (known keys are always updated)."""
+    if key in cache or len(cache) < limit:
+        cache[key] = value
+    else:
+        stats.unmapped["state_cap"] += 1
 
 
 def finite(value: float | None) -> float | None:

@@ -32,6 +32,7 @@ from streamer.exchanges.base import (
     Stream,
     num,
     positive,
+    remember,
 )
 from streamer.exchanges.metadata import InstrumentTable
 from streamer.model import (
@@ -698,7 +699,7 @@ class BinanceAdapter:
         symbol, _inst = self._symbol(msg.s)
         ts = msg.E if msg.E > 0 else recv_ts
         if mark is not None:
-            self._marks[msg.s] = mark
+            remember(self._marks, msg.s, mark, self.stats)
         if rate is not None and msg.T > 0:
             out.append(self._funding(msg.s, symbol, ts, recv_ts, rate, msg.T, mark, index))
         out.append(
@@ -944,7 +945,7 @@ class BinanceAdapter:
             symbol, _inst = self._symbol(row.symbol)
             ts = row.time if row.time > 0 else recv_ts
             if mark is not None:
-                self._marks[row.symbol] = mark
+                remember(self._marks, row.symbol, mark, self.stats)
             if rate is not None and row.nextFundingTime > 0:
                 out.append(self._funding(row.symbol, symbol, ts, recv_ts, rate, row.nextFundingTime, mark, index))
             out.append(

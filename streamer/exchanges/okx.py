@@ -70,6 +70,7 @@ from streamer.exchanges.base import (
     finite,
     num,
     positive,
+    remember,
 )
 from streamer.exchanges.metadata import InstrumentTable
 from streamer.model import (
@@ -893,7 +894,7 @@ class OkxAdapter:
         mark = positive(num(row.markPx, "markPx"))
         if mark is None:
             return
-        self._marks[row.instId] = mark
+        remember(self._marks, row.instId, mark, self.stats)
         if self._is_option(row.instId, row.instType):
             return  # option marks are in coin: they only value option tickers
         symbol, _inst = self._symbol(row.instId)
@@ -906,7 +907,7 @@ class OkxAdapter:
         """Keep the index (it values coin-priced options); an index is not an instrument: no event."""
         index = positive(num(row.idxPx, "idxPx"))
         if index is not None:
-            self._index[row.instId] = index
+            remember(self._index, row.instId, index, self.stats)
 
     def _ticker_row(self, row: OkxTickerRow, recv_ts: int, out: list[Event]) -> None:
         if row.instType in ("MARGIN", "SPOT"):
@@ -915,7 +916,7 @@ class OkxAdapter:
         if self._is_option(row.instId, row.instType):
             volume = _nonneg(num(row.volCcy24h, "volCcy24h"))
             if volume is not None:
-                self._opt_vol[row.instId] = volume
+                remember(self._opt_vol, row.instId, volume, self.stats)
             return
         symbol, inst = self._symbol(row.instId)
         last = positive(num(row.last, "last"))
@@ -957,7 +958,7 @@ class OkxAdapter:
         base, usd = self._oi_amounts(row.instId, inst, contracts, _nonneg(num(row.oiCcy, "oiCcy")),
                                      _nonneg(num(row.oiUsd, "oiUsd")))
         if base is not None and self._is_option(row.instId, row.instType):
-            self._opt_oi[row.instId] = base
+            remember(self._opt_oi, row.instId, base, self.stats)
         out.append(
             OpenInterest(exchange=EXCHANGE, symbol=symbol, raw_symbol=row.instId, ts=ms(row.ts, "ts") or recv_ts,
                          recv_ts=recv_ts, oi_contracts=contracts, oi_base=base, oi_usd=usd)

@@ -23,3 +23,15 @@ def test_exchange_module_imports_no_io(path: Path):
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert imported & BANNED == set()
+
+
+def test_per_symbol_state_from_exchange_input_is_capped_and_counted():
+    from streamer.exchanges.base import AdapterStats, remember
+
+    stats = AdapterStats()
+    cache: dict[str, float] = {}
+    for i in range(5):
+        remember(cache, f"SYM{i}", float(i), stats, limit=3)
+    remember(cache, "SYM0", 9.0, stats, limit=3)  # a known key is always updated
+    assert cache == {"SYM0": 9.0, "SYM1": 1.0, "SYM2": 2.0}
+    assert stats.unmapped["state_cap"] == 2
