@@ -41,6 +41,8 @@ class ConfigError(Exception):
     """A bad configuration value: which key, what value, what was expected, and where it came from."""
 
     def __init__(self, key: str, value: object, expected: str, source: str) -> None:
+        if not key or key.endswith("."):  # an empty key in the document: name it visibly
+            key += '""'
         self.key = key
         self.value = _redact_secrets(value, key)
         self.expected = expected

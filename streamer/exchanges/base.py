@@ -7,11 +7,12 @@ normalized events. It opens no socket, reads no clock and logs nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from streamer.model import Event, Instrument
 
@@ -243,6 +244,21 @@ def remember(cache: dict[str, V], key: str, value: V, stats: AdapterStats, limit
         cache[key] = value
     else:
         stats.unmapped["state_cap"] += 1
+
+
+def guard_utf8(method: Callable[..., list[Event]]) -> Callable[..., list[Event]]:
+    """Wrap an adapter's ``parse``/``parse_rest``: invalid UTF-8 in a ``bytes`` frame or body (msgspec raises
+    ``UnicodeDecodeError``, not ``DecodeError``) becomes a counted ``FrameError("utf8")`` like any bad frame."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> list[Event]:
+        try:
+            return method(self, *args, **kwargs)
+        except UnicodeDecodeError as exc:
+            self.stats.errors["utf8"] += 1
+            raise FrameError("utf8", f"invalid UTF-8 at byte {exc.start}") from None
+
+    return guarded
 
 
 def finite(value: float | None) -> float | None:

@@ -30,6 +30,7 @@ from streamer.exchanges.base import (
     HeartbeatSpec,
     RestCall,
     Stream,
+    guard_utf8,
     num,
     positive,
     remember,
@@ -501,6 +502,7 @@ class BinanceAdapter:
 
     # ----------------------------------------------------------------- frames
 
+    @guard_utf8
     def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
         """Events in one WebSocket frame (text exactly as received).
 
@@ -906,6 +908,7 @@ class BinanceAdapter:
                       for i in self._of_bases(bases, ("perpetual", "future"))]
         return calls
 
+    @guard_utf8
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
     ) -> list[Event]:

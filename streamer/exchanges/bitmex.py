@@ -79,6 +79,7 @@ from streamer.exchanges.base import (
     RestCall,
     Stream,
     finite,
+    guard_utf8,
     positive,
     read_elements,
 )
@@ -530,6 +531,7 @@ class BitmexAdapter:
 
     # ----------------------------------------------------------------- frames
 
+    @guard_utf8
     def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
         """Events in one WebSocket frame (text exactly as received).
 
@@ -574,7 +576,7 @@ class BitmexAdapter:
             self.stats.ignored += 1  # orderBookL2, trade, quote...
             return []
         action = env.action
-        if action not in _ACTIONS:
+        if not isinstance(action, str) or action not in _ACTIONS:
             raise FrameError("schema", f"{table} action={action!r} is not partial/insert/update/delete")
         items = self._rows(env.data, table)
         if table == "liquidation":
@@ -771,6 +773,7 @@ class BitmexAdapter:
         reason = "rate_limited" if "rate limit" in str(message).lower() else "rejected"
         raise FrameError(reason, f"{what}: BitMEX error: {str(message)[:200]}")
 
+    @guard_utf8
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
     ) -> list[Event]:

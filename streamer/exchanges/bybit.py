@@ -66,6 +66,7 @@ from streamer.exchanges.base import (
     RestCall,
     Stream,
     finite,
+    guard_utf8,
     num,
     positive,
     read_elements,
@@ -739,6 +740,7 @@ class BybitAdapter:
 
     # ----------------------------------------------------------------- frames
 
+    @guard_utf8
     def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
         """Events in one WebSocket frame (text exactly as received).
 
@@ -1189,6 +1191,7 @@ class BybitAdapter:
         time = env.time if isinstance(env.time, (int, str)) and not isinstance(env.time, bool) else None
         return env.result, _ms(time, "time")
 
+    @guard_utf8
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
     ) -> list[Event]:

@@ -52,7 +52,16 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-from streamer.exchanges.base import AdapterStats, FrameError, HeartbeatSpec, RestCall, Stream, finite, positive
+from streamer.exchanges.base import (
+    AdapterStats,
+    FrameError,
+    HeartbeatSpec,
+    RestCall,
+    Stream,
+    finite,
+    guard_utf8,
+    positive,
+)
 from streamer.exchanges.metadata import InstrumentTable
 from streamer.model import (
     Event,
@@ -570,6 +579,7 @@ class DeribitAdapter:
 
     # ----------------------------------------------------------------- frames
 
+    @guard_utf8
     def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
         """Events in one WebSocket frame; [] for responses, errors, heartbeats and unmapped channels.
 
@@ -909,6 +919,7 @@ class DeribitAdapter:
             raise FrameError("schema", f"{what}: body has no result")
         return env.result
 
+    @guard_utf8
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
     ) -> list[Event]:

@@ -68,6 +68,7 @@ from streamer.exchanges.base import (
     RestCall,
     Stream,
     finite,
+    guard_utf8,
     num,
     positive,
     remember,
@@ -702,6 +703,7 @@ class OkxAdapter:
 
     # ----------------------------------------------------------------- frames
 
+    @guard_utf8
     def parse(self, frame: str | bytes, recv_ts: int) -> list[Event]:
         """Events in one WebSocket frame (text exactly as received).
 
@@ -1352,6 +1354,7 @@ class OkxAdapter:
             raise FrameError(reason, f"{channel}: OKX error {code}: {env.msg}")
         return env.data or None
 
+    @guard_utf8
     def parse_rest(
         self, endpoint: str, body: str | bytes, recv_ts: int, params: Mapping[str, str] | None = None
     ) -> list[Event]:
