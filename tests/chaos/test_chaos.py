@@ -78,6 +78,7 @@ async def inject(sim: SimServer, rng: random.Random, counts: dict[str, int]) -> 
             counts[f"rest_{status}"] += 1
 
 
+@pytest.mark.timeout(DURATION_S + 180)
 async def test_chaos_run_no_crash_no_duplicates_no_lost_alerts(tmp_path):
     rng = random.Random(20261124)
     port = free_port()
