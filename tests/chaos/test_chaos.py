@@ -78,7 +78,7 @@ async def inject(sim: SimServer, rng: random.Random, counts: dict[str, int]) -> 
             counts[f"rest_{status}"] += 1
 
 
-@pytest.mark.timeout(DURATION_S + 180)
+@pytest.mark.timeout(DURATION_S + 240)
 async def test_chaos_run_no_crash_no_duplicates_no_lost_alerts(tmp_path):
     rng = random.Random(20261124)
     port = free_port()
@@ -118,8 +118,9 @@ async def test_chaos_run_no_crash_no_duplicates_no_lost_alerts(tmp_path):
                 assert not task.done(), f"the daemon stopped during the chaos run: {task}"
                 await asyncio.sleep(STEP_S)
             sim.faults.clear()
-            # after the faults stop: every session delivers again, every printed alert is delivered
-            await eventually(lambda: all(s.state == "open" for _, s in daemon.sessions), within_s=30, every_s=0.1)
+            # after the faults stop: every session delivers again (a venue that kept rejecting handshakes may
+            # sit out its capped backoff, up to 60 s, first), and every printed alert is delivered
+            await eventually(lambda: all(s.state == "open" for _, s in daemon.sessions), within_s=90, every_s=0.1)
 
             def delivered() -> bool:
                 printed = [json.loads(x) for x in out.getvalue().splitlines() if x.strip()]
