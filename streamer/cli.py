@@ -169,8 +169,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"streamer run: --http {args.http!r}: {exc}", file=sys.stderr)
             return 2
+    from streamer.daemon import bus_from_settings
+
+    try:
+        bus_from_settings(settings, args.role)  # validates the role against bus.backend before any I/O
+    except ValueError as exc:
+        print(f"streamer run: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings.log_level)
-    return asyncio.run(run_daemon(settings))
+    return asyncio.run(run_daemon(settings, args.role))
 
 
 def _with_http(settings: object, spec: str) -> object:
@@ -389,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", metavar="FILE", help="YAML settings (default: built-in defaults)")
     run.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /readyz, /state here")
+    run.add_argument("--role", choices=["all", "ingest", "aggregate"], default="all",
+                     help="all (default): everything in one process; ingest: venues -> bus only; aggregate: "
+                     "bus -> state, rules, sinks. Split roles need bus.backend: nats (docs/nats.md)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser(

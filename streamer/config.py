@@ -326,11 +326,34 @@ class SinksSettings(_Section):
     webhooks: list[WebhookSinkSettings] = msgspec.field(default_factory=list)
 
 
-class BusSettings(_Section):
-    """The event bus."""
+class NatsSettings(_Section):
+    """``bus.nats``: the NATS JetStream backend (docs/nats.md).
 
-    backend: Literal["memory"] = "memory"
+    ``url`` server; ``stream`` the JetStream stream (created or updated at start, subjects
+    ``<subject_prefix>.>``, file storage, ``max_age_s``); ``duplicate_window_s`` how long JetStream
+    remembers message ids (redundant ingest and retries are deduplicated within it); ``durable``
+    the aggregator's durable consumer name (processes sharing it share the work); ``buffer_size``
+    events an ingest process keeps while the server is unreachable (oldest dropped, counted).
+    """
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "STREAMER"
+    subject_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "streamer"
+    duplicate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    max_age_s: Annotated[float, msgspec.Meta(gt=0)] = 86_400.0
+    durable: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "aggregate"
+    buffer_size: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+    batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    ack_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_ack_pending: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+
+
+class BusSettings(_Section):
+    """The event bus: ``memory`` (in-process) or ``nats`` (JetStream, for ``streamer run --role``)."""
+
+    backend: Literal["memory", "nats"] = "memory"
     consumer_queue_size: int = 10_000
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
 
 
 class Settings(_Section):

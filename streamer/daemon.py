@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import aiohttp
 import msgspec
@@ -60,6 +60,32 @@ DEFAULT_CADENCE_S: dict[str, float | None] = {
 FRAME_ERROR_SAMPLES = 20
 COVER_CHECK_S = 5.0
 LIQUIDATION_KEYS_KEPT = 100_000
+
+
+Role = Literal["ingest", "aggregate", "all"]
+ROLES: tuple[str, ...] = ("ingest", "aggregate", "all")
+
+
+def bus_from_settings(settings: Settings, role: Role = "all") -> Any:
+    """The bus of ``bus.backend`` for a process role (docs/nats.md).
+
+    ``memory`` runs only as ``all``. ``nats``: ingest publishes market events to JetStream,
+    aggregate consumes them (durable consumer) and publishes alerts, all does both.
+
+    Raises:
+        ValueError: a split role on the in-memory bus, or an unknown role.
+    """
+    if role not in ROLES:
+        raise ValueError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
+    if settings.bus.backend == "memory":
+        if role != "all":
+            raise ValueError(f"--role {role} needs bus.backend: nats (the in-memory bus connects nothing "
+                             "across processes); see docs/nats.md")
+        return MemoryBus()
+    from streamer.bus.nats import NatsBus, NatsOptions
+
+    options = NatsOptions(**msgspec.structs.asdict(settings.bus.nats))
+    return NatsBus(options, publish_market=role != "aggregate", consume=role != "ingest")
 
 
 class _Stop(Exception):
@@ -253,6 +279,10 @@ class Daemon:
         settings: typed settings.
         out: where the stdout sink writes alert JSON lines.
         ws_backoff: reconnect-delay factory for the sessions (tests shrink it).
+        role: ``all`` (everything in one process), ``ingest`` (sessions and REST publish to the bus; no
+            rules, no sinks) or ``aggregate`` (live state, rules and sinks on what the bus delivers; no
+            sessions). Split roles need ``bus.backend: nats``.
+        bus: the bus to use (default: ``bus_from_settings(settings, role)``).
     """
 
     def __init__(
@@ -261,15 +291,19 @@ class Daemon:
         *,
         out: BinaryIO | None = None,
         ws_backoff: Callable[[], Any] | None = None,
+        role: Role = "all",
+        bus: Any = None,
     ) -> None:
         self.settings = settings
-        self.bus = MemoryBus()
+        self.role = role
+        self.bus = bus if bus is not None else bus_from_settings(settings, role)
         self.state = LiveState()
         self.engine = RuleEngine(rules_from_settings(settings.rules))
         self.journal = EpisodeJournal(settings.state_dir)  # open episodes survive a restart (no re-fire)
         self.dedupe = LiquidationDeduper()
-        self.bus.add_handler(self.state.on_event)
-        self.bus.add_handler(self._on_event_for_rules)
+        if role != "ingest":
+            self.bus.add_handler(self.state.on_event)
+            self.bus.add_handler(self._on_event_for_rules)
         self.alert_consumer = self.bus.consumer(
             "stdout", maxsize=settings.bus.consumer_queue_size, overflow="drop_newest", types=["alert"]
         )
@@ -282,6 +316,8 @@ class Daemon:
         named: list[tuple[str, Any]] = [(f"webhook:{w.key}", w) for w in sinks.webhooks]
         named += [(f"alertmanager:{i}", a) for i, a in enumerate(sinks.alertmanager)]
         named += [(f"chat:{c.kind}-{i}", c) for i, c in enumerate(sinks.chat)]
+        if role == "ingest":
+            named = []  # alerts are the aggregator's (its stdout consumer above never gets one here)
         self._sink_consumers: list[tuple[str, Any, QueueConsumer]] = [
             (name, spec, self.bus.consumer(name, maxsize=settings.bus.consumer_queue_size, overflow="drop_newest",
                                            types=["alert"]))
@@ -292,6 +328,9 @@ class Daemon:
             log.warning("%s: %s; it is left out (no sessions, no reconnects). Recordings of it still "
                         "normalize: streamer normalize --exchange %s", name, CLOSED_VENUES[name], name)
         self.venues = {v.name: v for v in venues_from_settings(settings)}
+        self._gauge_venues = dict(self.venues)  # configured symbols label the gauges, in every role
+        if role == "aggregate":
+            self.venues = {}  # the ingest processes own the venues
         self.adapters: dict[str, Adapter] = {name: v.adapter for name, v in self.venues.items()}
         self.sessions: list[tuple[SessionPlan, WsSession]] = []
         self.frame_error_samples = 0
@@ -566,6 +605,9 @@ class Daemon:
         """Run until ``stop`` is set; returns the exit status (0)."""
         if self.settings.http.enabled:
             await self.api.start()
+        bus_start = getattr(self.bus, "start", None)
+        if bus_start is not None:
+            await bus_start()
         self.started.set()
         sink_task = asyncio.create_task(self.sink.run(self.alert_consumer), name="sink:stdout")
         for name, _spec, consumer in self._sink_consumers:
@@ -598,6 +640,9 @@ class Daemon:
         except* _Stop:
             log.info("stopping")
         finally:
+            bus_close = getattr(self.bus, "aclose", None)
+            if bus_close is not None:
+                await bus_close()  # stop consuming, publish what is buffered (5 s at most)
             self.bus.close()
             try:
                 async with asyncio.timeout(5):
@@ -667,6 +712,10 @@ class Daemon:
         Streams that may be silent for minutes (liquidations) only need their
         session to have delivered any frame.
         """
+        if self.role == "aggregate":
+            nats_stats = self.bus.stats().get("nats", {})
+            connected = bool(nats_stats.get("connected"))
+            return connected, {"waiting_for": [] if connected else ["nats"]}
         waiting = []
         for plan, session in self.sessions:
             st = session.stats()
@@ -703,7 +752,7 @@ class Daemon:
 
     def _gauge_symbols(self) -> set[tuple[str, str]]:
         """(exchange, raw_symbol) pairs that get market gauges: the configured symbols (bounded labels)."""
-        return {(name, s) for name, v in self.venues.items() for s in v.symbols}
+        return {(name, s) for name, v in self._gauge_venues.items() for s in v.symbols}
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -733,9 +782,9 @@ def setup_logging(level: str) -> None:
     )
 
 
-async def run_daemon(settings: Settings) -> int:
+async def run_daemon(settings: Settings, role: Role = "all") -> int:
     """``streamer run``: the daemon until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, role=role)
     return await daemon.run(stop)
