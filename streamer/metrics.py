@@ -12,7 +12,9 @@ Snapshot schema (every key optional)::
                 last_frame_age_s, streams: {stream: age_s | None}}]
     adapters: [{exchange, frames, events, control, ignored, errors: {reason: n}, unmapped: {reason: n}}]
     rest:     [{exchange, requests, retries, cache_hits, rate_limited, errors: {status: n}}]
-    bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}}}
+    bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}},
+               nats?: {published, duplicates, publish_errors, buffer_dropped, consumed, acked, redeliveries,
+                       alerts_suppressed, reconnects, buffered, pending_acks, connected}}
     alerts:   {rule: {status: n}}
     sinks:    {sink: {written, errors, outbox_depth?, oldest_undelivered_age_s?}}
     market:   {funding_rate_8h: [(exchange, symbol, value)], open_interest_usd: [...],
@@ -33,6 +35,23 @@ PREFIX = "streamer_"
 STATES = ("connecting", "subscribing", "open", "backoff", "closed")
 
 Snapshot = Mapping[str, Any]
+
+NATS_COUNTERS = {
+    "published": "Events stored in JetStream by this process (duplicates included)",
+    "duplicates": "Publishes JetStream reported as duplicates (another ingest or a retry stored it first)",
+    "publish_errors": "Failed publish batches (retried with backoff)",
+    "buffer_dropped": "Events dropped because the publish buffer was full (server unreachable too long)",
+    "consumed": "Messages read from the durable consumer",
+    "acked": "Messages acked after processing",
+    "redeliveries": "Messages delivered more than once (not acked in time, or after a restart)",
+    "alerts_suppressed": "Alerts not shown again because their id:status is already in the stream",
+    "reconnects": "Reconnections to the NATS server",
+}
+NATS_GAUGES = {
+    "buffered": "Events waiting to be published to JetStream",
+    "pending_acks": "Messages processed, waiting for their alerts to be stored before the ack",
+    "connected": "1 when connected to the NATS server",
+}
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -142,6 +161,16 @@ class StreamerCollector(Collector):
             size.add_metric([name], float(c.get("maxsize", 0)))
             dropped.add_metric([name], float(c.get("dropped", 0)))
         yield from (published, depth, size, dropped)
+        nats = bus.get("nats")
+        if nats:  # bus.backend: nats (streamer.bus.nats)
+            for key, doc in NATS_COUNTERS.items():
+                fam = _counter(f"nats_{key}", doc, [])
+                fam.add_metric([], float(nats.get(key, 0)))
+                yield fam
+            for key, doc in NATS_GAUGES.items():
+                fam = _gauge(f"nats_{key}", doc, [])
+                fam.add_metric([], float(nats.get(key, 0)))
+                yield fam
 
     @staticmethod
     def _alerts(alerts: Mapping[str, Mapping[str, int]]) -> Iterator[CounterMetricFamily]:
