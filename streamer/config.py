@@ -346,6 +346,8 @@ class NatsSettings(_Section):
     batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
     ack_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     max_ack_pending: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    max_backoff_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
 class BusSettings(_Section):

@@ -41,7 +41,8 @@ def write_config(tmp: Path, sim: SimServer, nats_url: str) -> Path:
     binance_only = {k: v for k, v in sim.urls.items() if k.startswith("binance")}
     s = demo_settings(binance_only, "127.0.0.1", 0, str(tmp / "unused"))
     rules = msgspec.structs.replace(s.rules, large_liquidation=LargeLiquidationSettings(min_usd=0.001))
-    bus = BusSettings(backend="nats", nats=NatsSettings(url=nats_url, ack_wait_s=3.0, duplicate_window_s=300.0))
+    bus = BusSettings(backend="nats", nats=NatsSettings(url=nats_url, ack_wait_s=3.0, duplicate_window_s=300.0,
+                                                        publish_timeout_s=1.0, max_backoff_s=1.0))
     s = msgspec.structs.replace(s, rules=rules, bus=bus)
     path = tmp / "streamer.json"  # JSON is YAML
     path.write_bytes(msgspec.json.encode(s))
@@ -152,7 +153,7 @@ async def test_two_ingest_processes_and_one_aggregator_count_each_liquidation_on
             end_ms = sim.clock() - 1000
             expected = pushed(sim, start_ms, end_ms)
             await eventually(lambda: expected <= set(liquidation_keys(alerts(agg))), within_s=20, every_s=0.2)
-            duplicates = await ing1.metric("streamer_nats_duplicates_total") + await ing2.metric("streamer_nats_duplicates_total")
+            duplicates = sum([await p.metric("streamer_nats_duplicates_total") for p in (ing1, ing2)])
             assert ing1.stop() == 0
             assert ing2.stop() == 0
             await asyncio.sleep(1.0)
@@ -217,7 +218,7 @@ async def test_nats_server_restart_mid_run_loses_no_liquidation(nats_server, tmp
             start_ms = sim.clock() + 1000
             await asyncio.sleep(4)  # the cascade starts at 5 s
             nats_server.stop()
-            await asyncio.sleep(3)  # the cascade goes on; the ingest buffers
+            await asyncio.sleep(3)  # the cascade goes on; the ingest buffers (publish timeout 1 s)
             buffered = await ingest.metric("streamer_nats_buffered")
             nats_server.start()
             await asyncio.sleep(6)
