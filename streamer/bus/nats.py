@@ -19,7 +19,8 @@ Roles: a bus built with ``publish_market=True`` (ingest, all) sends market event
 and does NOT dispatch them locally; one built with ``consume=True`` (aggregate, all) reads
 them back through a durable pull consumer, dispatches each to the sync handlers and the
 bounded consumers exactly as :class:`~streamer.bus.memory.MemoryBus` does, and acks it once
-every alert it caused is stored in JetStream. Alerts published here go to JetStream first
+every alert it caused is stored in JetStream (``AckPolicy.ALL``: one ack per processed run of
+messages; what was not acked is redelivered after ``ack_wait_s``, e.g. after a ``kill -9``). Alerts published here go to JetStream first
 (``<id>:<status>`` as their ``Nats-Msg-Id``) and reach the local consumers (stdout, webhooks)
 once the server has stored them; an alert whose ``id:status`` the stream already holds (a
 redelivery after a crash) is not handed to the local consumers again.
@@ -327,7 +328,8 @@ class NatsBus:
             log.info("nats: %d alerts already in stream %s", n, opts.stream)
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats: disconnected from %s", self.options.url)
+        if not self._closing:
+                log.warning("nats: disconnected from %s", self.options.url)
 
     async def _on_reconnected(self) -> None:
         self.counters["reconnects"] += 1
@@ -394,7 +396,7 @@ class NatsBus:
         opts = self.options
         await self._connected.wait()
         config = js_api.ConsumerConfig(
-            durable_name=opts.durable, ack_policy=js_api.AckPolicy.EXPLICIT,
+            durable_name=opts.durable, ack_policy=js_api.AckPolicy.ALL,
             filter_subjects=[f"{opts.subject_prefix}.{t}.>" for t in MARKET_TYPES],
             ack_wait=opts.ack_wait_s, max_ack_pending=opts.max_ack_pending,
             deliver_policy=js_api.DeliverPolicy.ALL,
@@ -447,11 +449,13 @@ class NatsBus:
     def _ack_ready(self) -> None:
         """Ack every message whose alerts are stored (their outbound seq is done)."""
         done = self._out[0].seq - 1 if self._out else self._out_seq  # the buffer is FIFO
+        last = None
         while self._acks and self._acks[0][1] <= done:
-            msg, _ = self._acks.popleft()
-            task = asyncio.ensure_future(msg.ack())
-            task.add_done_callback(_ignore_result)
+            last, _ = self._acks.popleft()
             self.counters["acked"] += 1
+        if last is not None:  # AckPolicy.ALL: one ack covers every earlier message of this consumer
+            task = asyncio.ensure_future(last.ack())
+            task.add_done_callback(_ignore_result)
 
     # ------------------------------------------------------------------ observability
 
