@@ -20,10 +20,12 @@ and does NOT dispatch them locally; one built with ``consume=True`` (aggregate, 
 them back through a durable pull consumer, dispatches each to the sync handlers and the
 bounded consumers exactly as :class:`~streamer.bus.memory.MemoryBus` does, and acks it once
 every alert it caused is stored in JetStream (``AckPolicy.ALL``: one ack per processed run of
-messages; what was not acked is redelivered after ``ack_wait_s``, e.g. after a ``kill -9``). Alerts published here go to JetStream first
-(``<id>:<status>`` as their ``Nats-Msg-Id``) and reach the local consumers (stdout, webhooks)
-once the server has stored them; an alert whose ``id:status`` the stream already holds (a
-redelivery after a crash) is not handed to the local consumers again.
+messages; what was not acked is redelivered after ``ack_wait_s``, e.g. after a ``kill -9``).
+
+Alerts published here go to JetStream first (``<id>:<status>`` as their ``Nats-Msg-Id``) and
+reach the local consumers (stdout, webhooks) once the server has stored them; an alert whose
+``id:status`` the stream already holds (a redelivery after a crash) is not handed to the local
+consumers again.
 
 Publishing never waits and never raises: events go into a bounded buffer (oldest dropped
 and counted when full); a task sends them in pipelined batches and retries with backoff
