@@ -249,11 +249,16 @@ class NatsBus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._ack_ready()
+        c = self.counters
+        log.info("nats: published %d (%d duplicates, %d publish errors, %d dropped), consumed %d, acked %d, "
+                 "%d redelivered", c["published"], c["duplicates"], c["publish_errors"], c["buffer_dropped"],
+                 c["consumed"], c["acked"], c["redeliveries"])
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=1)
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                async with asyncio.timeout(2):
+                    await self._nc.close()
 
     async def _connector(self) -> None:
         opts = self.options

@@ -236,3 +236,31 @@ async def test_nats_server_restart_mid_run_loses_no_liquidation(nats_server, tmp
     assert len(keys) == len(set(keys))
     assert buffered > 0  # events waited in the buffer while the server was down
     assert errors > 0  # and the publisher retried
+
+
+async def test_role_all_on_nats_publishes_consumes_and_alerts_in_one_process(nats_server, tmp_path):
+    import io
+
+    from streamer.config import load_settings
+    from streamer.daemon import Daemon
+
+    async with SimServer(seed=7, scenario="cascade") as sim:
+        settings = load_settings(str(write_config(tmp_path, sim, nats_server.url)))
+        settings = msgspec.structs.replace(settings, state_dir=str(tmp_path / "state"),
+                                           http=msgspec.structs.replace(settings.http, enabled=False))
+        out = io.BytesIO()
+        daemon = Daemon(settings, out=out, role="all")
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await eventually(lambda: out.getvalue().count(b'"large_liquidation"') >= 6, within_s=30, every_s=0.1)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 20) == 0
+    nats_stats = daemon.bus.stats()["nats"]
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    keys = liquidation_keys(rows)
+    assert len(keys) == len(set(keys))
+    # every liquidation the rules saw came back from JetStream, none straight from the sessions
+    assert nats_stats["consumed"] >= len(keys)
+    assert daemon.engine.counts()["large_liquidation"]["firing"] == len(keys)
