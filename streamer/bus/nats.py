@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
@@ -84,14 +85,18 @@ def msg_id(event: Event) -> str:
     """The ``Nats-Msg-Id``: the event's natural key, identical across ingest processes.
 
     liquidation: ``liquidation:exchange:raw_symbol:ts:side:price:qty``; other market events:
-    ``type:exchange:raw_symbol:ts``; alert: ``id:status``.
+    ``type:exchange:raw_symbol:ts:<digest>``, the digest (blake2b, 8 bytes) of the event's msgpack
+    with ``recv_ts`` zeroed, so two updates that share a ``ts`` but differ (two delta frames of one
+    millisecond) are both kept while the same update read twice is one; alert: ``id:status``.
     """
     if isinstance(event, Alert):
         return f"{event.id}:{event.status}"
     if isinstance(event, Liquidation):
         return (f"liquidation:{event.exchange}:{event.raw_symbol}:{event.ts}:{event.side}:"
                 f"{event.price!r}:{event.qty!r}")
-    return f"{event_type(event)}:{event.exchange}:{event.raw_symbol}:{event.ts}"  # type: ignore[attr-defined]
+    body = _ENCODER.encode(msgspec.structs.replace(event, recv_ts=0))  # type: ignore[type-var]
+    digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+    return f"{event_type(event)}:{event.exchange}:{event.raw_symbol}:{event.ts}:{digest}"  # type: ignore[attr-defined]
 
 
 class NatsOptions(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from streamer.bus.nats import NatsBus, NatsOptions, msg_id, subject_for, subject_token
@@ -38,7 +39,9 @@ def test_message_id_is_the_natural_key_without_receive_time():
     assert msg_id(liq(1000)) == "liquidation:binance:BTCUSDT:1000:long:100.0:0.5"
     assert msg_id(liq(1000, price=101.0)) != msg_id(liq(1000))
     fund = Funding(exchange="bybit", symbol="BTC-USDT-PERP", raw_symbol="BTCUSDT", ts=7, recv_ts=8, rate=0.0001)
-    assert msg_id(fund) == "funding:bybit:BTCUSDT:7"
+    assert msg_id(fund).startswith("funding:bybit:BTCUSDT:7:")
+    assert msg_id(fund) == msg_id(msgspec.structs.replace(fund, recv_ts=99))  # read by another ingest
+    assert msg_id(fund) != msg_id(msgspec.structs.replace(fund, rate=0.0002))  # another update, same ms
     assert msg_id(alert("resolved")) == "abc123:resolved"
 
 
