@@ -131,6 +131,43 @@ async def test_alerts_reach_local_consumers_once_per_id_and_status(nats_server):
         await again.aclose()
 
 
+async def test_events_not_acked_before_a_crash_are_redelivered_and_their_alerts_not_shown_twice(nats_server):
+    pub = NatsBus(options(nats_server.url), consume=False)
+    await pub.start()
+    for ts in range(5):
+        pub.publish(liq(ts))
+    assert await pub.flush(10)
+    await pub.aclose()
+
+    def aggregator() -> tuple[NatsBus, object]:
+        bus = NatsBus(options(nats_server.url, ack_wait_s=1.0), publish_market=False)
+        out = bus.consumer("stdout", types=["alert"])
+
+        def rule(ev: object) -> None:  # one alert per liquidation, id from the liquidation
+            if isinstance(ev, Liquidation):
+                bus.publish(msgspec.structs.replace(alert(), id=f"liq-{ev.ts}", ts=ev.ts))
+
+        bus.add_handler(rule)
+        return bus, out
+
+    first, out1 = aggregator()
+    first._ack_ready = lambda: None  # the crash: processed, alerts stored, never acked
+    await first.start()
+    await eventually(lambda: out1.qsize == 5, within_s=10)
+    assert await first.flush(5)
+    await first.aclose()
+    second, out2 = aggregator()
+    await second.start()
+    try:
+        await eventually(lambda: second.stats()["nats"]["redeliveries"] == 5, within_s=10)
+        assert await second.flush(5)
+        await eventually(lambda: second.stats()["nats"]["acked"] == 5, within_s=5)
+        assert out2.qsize == 0  # the alerts of the redelivered events were shown before the crash
+        assert second.stats()["nats"]["alerts_suppressed"] == 5
+    finally:
+        await second.aclose()
+
+
 async def test_publisher_buffers_while_the_server_is_down_and_sends_after(nats_server):
     pub = NatsBus(options(nats_server.url), consume=False)
     await pub.start()
