@@ -212,3 +212,30 @@ def test_config_rejects_a_stream_name_nats_cannot_hold(tmp_path, bad):
     path.write_text(f"bus: {{backend: nats, nats: {{stream: '{bad}'}}}}")
     with pytest.raises(ConfigError, match=r"bus\.nats\.stream"):
         load_settings(str(path))
+
+
+@pytest.mark.parametrize("role", ["ingest", "aggregate"])
+def test_a_split_role_on_the_memory_bus_stops_with_exit_2_naming_the_fix(role):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "streamer", "run", "--role", role], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"streamer run: --role {role} needs bus.backend: nats (the in-memory bus "
+                                   "connects nothing across processes); see docs/nats.md")
+
+
+def test_metrics_expose_the_nats_counters_of_the_snapshot():
+    from prometheus_client import generate_latest
+
+    from streamer.metrics import make_registry
+
+    registry = make_registry(lambda: {"bus": {"nats": {"published": 7, "duplicates": 3, "buffered": 2,
+                                                       "connected": True}}})
+    text = generate_latest(registry).decode()
+    assert "streamer_nats_published_total 7.0" in text
+    assert "streamer_nats_duplicates_total 3.0" in text
+    assert "streamer_nats_buffered 2.0" in text
+    assert "streamer_nats_connected 1.0" in text
+    assert "streamer_nats_buffer_dropped_total 0.0" in text
