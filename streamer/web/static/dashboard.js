@@ -34,9 +34,8 @@
   }
   function price(x) {
     if (!isNum(x)) return "–";
-    if (x >= 1000) return x.toLocaleString("en-US", { maximumFractionDigits: 1 });
-    if (x >= 1) return x.toFixed(3);
-    return x.toPrecision(4);
+    if (Math.abs(x) >= 1000) return x.toLocaleString("en-US", { maximumFractionDigits: 1 });
+    return String(Number(x.toPrecision(5))); // 3.3365, 177.5, 0.0045123: no trailing zeros
   }
   function hms(ms) {
     if (!isNum(ms)) return "–";
@@ -207,20 +206,20 @@
     });
     const rows = [];
     for (const s of series) for (const p of s.points.slice(0, 4)) rows.push([s, p]);
-    $("skew").tBodies[0].innerHTML = rows.map(([s, p]) => "<tr><td>" + esc(s.exchange) + "</td><td>" +
+    $("skew").tBodies[0].innerHTML = rows.map(([s, p]) => "<tr><td>" + esc(s.exchange) + " " +
       esc(s.underlying) + "</td><td>" + esc(p.expiry) + '</td><td class="r">' + p.days.toFixed(1) +
       '</td><td class="r">' + pct(p.atm_iv, 1, false) + '</td><td class="r ' + signClass(p.skew_25d, 0.02, 0.05) + '">' +
-      (isNum(p.skew_25d) ? (p.skew_25d > 0 ? "+" : "") + (p.skew_25d * 100).toFixed(2) + " vol pts" : "–") +
+      (isNum(p.skew_25d) ? (p.skew_25d > 0 ? "+" : "") + (p.skew_25d * 100).toFixed(2) : "–") +
       "</td></tr>").join("");
   }
 
   function renderBasis(rows) {
-    $("basis").tBodies[0].innerHTML = rows.length ? rows.map((b) => "<tr><td>" + esc(b.expiry) + "</td><td>" +
-      esc(b.exchange) + "</td><td>" + esc(b.symbol) + '</td><td class="r">' + b.days_to_expiry.toFixed(1) +
-      '</td><td class="r">' + price(b.mark_price) + '</td><td class="r ' + signClass(b.basis, 0.005, 0.02) + '">' +
+    $("basis").tBodies[0].innerHTML = rows.length ? rows.map((b) => "<tr><td>" + esc(b.exchange) + '</td><td title="' +
+      esc(b.expiry) + " · mark " + price(b.mark_price) + " · index " + price(b.index_price) + '">' + esc(b.symbol) +
+      '</td><td class="r">' + b.days_to_expiry.toFixed(1) + '</td><td class="r ' + signClass(b.basis, 0.005, 0.02) + '">' +
       pct(b.basis, 3) + '</td><td class="r ' + signClass(b.annualized_basis, 0.1, 0.25) + '">' +
       pct(b.annualized_basis, 2) + "</td></tr>").join("")
-      : '<tr><td colspan="7" class="dim">no dated future quoted</td></tr>';
+      : '<tr><td colspan="5" class="dim">no dated future quoted</td></tr>';
   }
 
   function renderAlerts() {
