@@ -11,8 +11,8 @@ unless the request has ``Authorization: Bearer <token>``; ``/metrics`` included.
 with ``authorization: {type: Bearer, credentials_file: /path/to/token}`` (or ``credentials:``) in the
 scrape config. A browser's EventSource cannot send headers, so the dashboard's two paths, ``/`` and
 ``/events``, also accept the token as ``?token=<token>`` (compared in constant time; every other path
-ignores the query). The page takes it from its own URL, keeps it in sessionStorage, removes it from the
-address bar and passes it on to ``/events``; the server never writes it into a response.
+ignores the query). The page takes it from its own URL and passes it on to ``/events``; the server
+never writes it into a response.
 
 ``/`` is the dashboard page (HTML, JS and CSS from ``streamer/web/static``, inlined into one response,
 with a Content-Security-Policy that allows only that inline script and same-origin connections).

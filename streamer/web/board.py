@@ -7,7 +7,9 @@ heatmap, IV term structure, 25-delta skew, basis and funding spread from
 newest event ``ts``). ``wall_ms`` (the daemon's clock when the snapshot was built) is passed in only
 so the page can count down to the next funding settlement and show how old the data is.
 
-Sizes are bounded whatever the market: the heatmap covers the ``HEAT_ASSETS`` assets with the most
+Sizes are bounded whatever the market (``all_market`` tracks hundreds of symbols): at most
+``FUNDING_ROWS_MAX`` funding rows and ``OI_ROWS_MAX`` open-interest rows (the full lists are on
+``/state/funding`` and ``/state/state``); the heatmap covers the ``HEAT_ASSETS`` assets with the most
 liquidated USD in the window, at most ``HEAT_MAX_BUCKETS`` buckets each.
 """
 
@@ -33,6 +35,8 @@ from streamer.model import Funding, Instrument, Liquidation, Ticker
 HEAT_WINDOW_S = 3600
 HEAT_ASSETS = 3
 HEAT_MAX_BUCKETS = 40
+FUNDING_ROWS_MAX = 60
+OI_ROWS_MAX = 40
 FUNDING_FIELDS = ("exchange", "symbol", "rate", "interval_h", "rate_8h", "annualized", "predicted_rate",
                   "next_funding_ts", "mark_price", "index_price", "avg_rate_8h", "ts", "recv_ts")
 
@@ -41,8 +45,12 @@ def _asset(symbol: str) -> str:
     return symbol.split("-", 1)[0]
 
 
-def funding_panel(state: LiveState) -> dict[str, Any]:
-    """Funding rows (symbols quoted on more venues first) and, per such symbol, the widest venue spread."""
+def funding_panel(state: LiveState, max_rows: int = FUNDING_ROWS_MAX) -> dict[str, Any]:
+    """Funding rows and, per symbol quoted on several venues, the widest venue spread.
+
+    Rows: symbols quoted on several venues first (by symbol, then venue), then single-venue symbols by
+    ``|rate_8h|``, largest first (the extremes); at most ``max_rows``, ``total`` counts them all.
+    """
     now = state.now_ms if state.now_ms is not None else 0
     rows = [{k: row.get(k) for k in FUNDING_FIELDS} for row in state.funding.snapshot(now)]
     venues: dict[str, list[Funding]] = {}
@@ -52,17 +60,18 @@ def funding_panel(state: LiveState) -> dict[str, Any]:
             venues.setdefault(symbol, []).append(latest)
     for row in rows:
         row["venues"] = len(venues.get(row["symbol"], ()))
-    rows.sort(key=lambda r: (-r["venues"], r["symbol"], r["exchange"]))
+    rows.sort(key=lambda r: (r["venues"] < 2, -abs(r["rate_8h"] or 0.0) if r["venues"] < 2 else 0.0,
+                             r["symbol"], r["exchange"]))
     spreads = []
     for symbol, events in sorted(venues.items()):
         spread = funding_spread(events) if len(events) > 1 else None
         if spread is not None:
             spreads.append({"symbol": symbol, **msgspec.to_builtins(spread)})
-    return {"rows": rows, "spreads": spreads}
+    return {"rows": rows[:max_rows], "spreads": spreads, "total": len(rows)}
 
 
-def open_interest_panel(state: LiveState) -> list[dict[str, Any]]:
-    """Latest OI per venue and symbol with its 1 h and 24 h change (percent), largest USD first."""
+def open_interest_panel(state: LiveState, max_rows: int = OI_ROWS_MAX) -> list[dict[str, Any]]:
+    """Latest OI per venue and symbol with its 1 h and 24 h change (percent), largest USD first (``max_rows``)."""
     rows = []
     for row in state.open_interest.snapshot():
         change = row["change"]
@@ -74,7 +83,7 @@ def open_interest_panel(state: LiveState) -> list[dict[str, Any]]:
             "change_24h_base_pct": change.get("86400", {}).get("base_pct"),
         })
     rows.sort(key=lambda r: (-(r["oi_usd"] or 0.0), r["exchange"], r["symbol"]))
-    return rows
+    return rows[:max_rows]
 
 
 def heatmap_panel(liquidations: Iterable[Liquidation], now_ms: int, window_s: int = HEAT_WINDOW_S,

@@ -22,14 +22,19 @@ def liq(price: float, usd: float, side: str = "long", *, symbol: str = "ETH-USDT
                        price=price, qty=None, value_usd=usd)
 
 
-def test_funding_rows_put_multi_venue_symbols_first_with_the_widest_spread():
+def test_funding_rows_put_multi_venue_symbols_first_then_extremes_with_the_widest_spread():
     state = LiveState()
     for ev in (funding("okx", "BTC-USDT-PERP", 0.0003), funding("binance", "BTC-USDT-PERP", 0.0001),
-               funding("binance", "AAA-USDT-PERP", 0.0009)):
+               funding("binance", "AAA-USDT-PERP", 0.0001), funding("binance", "ZZZ-USDT-PERP", -0.0009)):
         state.on_event(ev)
     panel = funding_panel(state)
     assert [(r["symbol"], r["exchange"], r["venues"]) for r in panel["rows"]] == [
-        ("BTC-USDT-PERP", "binance", 2), ("BTC-USDT-PERP", "okx", 2), ("AAA-USDT-PERP", "binance", 1)]
+        ("BTC-USDT-PERP", "binance", 2), ("BTC-USDT-PERP", "okx", 2), ("ZZZ-USDT-PERP", "binance", 1),
+        ("AAA-USDT-PERP", "binance", 1)]
+    assert panel["total"] == 4
+    capped = funding_panel(state, max_rows=3)
+    assert [r["symbol"] for r in capped["rows"]] == ["BTC-USDT-PERP", "BTC-USDT-PERP", "ZZZ-USDT-PERP"]
+    assert capped["total"] == 4
     assert panel["rows"][1]["annualized"] == pytest.approx(0.3285)
     assert panel["rows"][1]["next_funding_ts"] == T0 + 3_600_000
     assert panel["rows"][1]["recv_ts"] == T0 + 5

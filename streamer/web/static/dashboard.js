@@ -101,8 +101,8 @@
         '<td class="r">' + countdown(isNum(r.next_funding_ts) ? r.next_funding_ts - wall : null) + "</td>" +
         '<td class="r ' + ageClass(age, 10) + '">' + ageText(age) + "</td></tr>";
     }).join("");
-    $("funding-more").textContent = rows.length > shown.length
-      ? "+ " + (rows.length - shown.length) + " more symbols (single venue): /state/funding" : "";
+    $("funding-more").textContent = panel.total > shown.length
+      ? "+ " + (panel.total - shown.length) + " more (single venue, smaller |rate| first out): /state/funding" : "";
     $("spreads").innerHTML = panel.spreads.length ? "Widest venue spread (per 8 h → carry a year): " +
       panel.spreads.map((s) => "<b>" + esc(s.symbol) + "</b> " + esc(s.high.exchange) + " − " + esc(s.low.exchange) +
         " " + pct(s.spread_8h, 4, false) + " → " + pct(s.carry_annualized, 1, false)).join(" · ") : "";
@@ -287,16 +287,9 @@
   }
 
   // ---------------------------------------------------------------- connection
-  const params = new URLSearchParams(location.search);
-  let token = params.get("token");
-  if (token) { // keep it out of the address bar (and out of screenshots); this tab remembers it
-    sessionStorage.setItem("streamer.token", token);
-    params.delete("token");
-    const q = params.toString();
-    history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
-  } else {
-    token = sessionStorage.getItem("streamer.token");
-  }
+  // with a token configured the page itself was opened as /?token=...: the stream takes the same one
+  // (an EventSource cannot send an Authorization header); it stays in the URL so a reload works
+  const token = new URLSearchParams(location.search).get("token");
   const conn = $("conn");
   function setConn(text, cls) { conn.textContent = text; conn.className = "pill " + cls; }
 
