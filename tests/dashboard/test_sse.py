@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import secrets
 import socket
@@ -244,3 +245,31 @@ async def test_stop_ends_open_streams_promptly():
         await asyncio.wait_for(api.stop(), 5)
         assert loop.time() - started < 2
         assert hub.clients == {}
+
+
+async def test_daemon_serves_live_state_and_the_cascade_alert_on_events(tmp_path):
+    from streamer.daemon import Daemon
+    from streamer.demo import demo_settings
+    from streamer.sim import SimServer
+
+    async with SimServer(seed=7, scenario="demo", speed=4.0) as sim:
+        daemon = Daemon(demo_settings(sim.urls, "127.0.0.1", 0, str(tmp_path)), out=io.BytesIO())
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await asyncio.wait_for(daemon.started.wait(), 10)
+            url = f"http://127.0.0.1:{daemon.api.port}/events"
+            seen: dict[str, list[dict]] = {}
+            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+                while "alert" not in seen:
+                    for kind, data in frames(await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 15)):
+                        seen.setdefault(kind, []).append(data)
+            state = seen["state"][-1]
+            assert {r["exchange"] for r in state["funding"]["rows"]} >= {"binance", "bybit", "okx", "deribit"}
+            assert {v["state"] for v in state["venues"]} == {"open"}
+            assert seen["alert"][0]["rule"] == "liquidation_cascade"
+            assert seen["liquidation"]
+            assert daemon.bus.stats()["consumers"]["sse"]["types"] == ["alert", "liquidation"]
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 15) == 0
