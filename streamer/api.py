@@ -173,6 +173,8 @@ class HttpApi:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if self.events is None:
             return _json({"error": "no event stream in this process"}, 404)
+        if request.method == "HEAD":  # headers only: a HEAD must not hold a stream open
+            return web.Response(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         client = self.events.connect()
         if client is None:
             return _json({"error": f"too many dashboard clients (max {self.events.max_clients})"}, 503)

@@ -228,6 +228,10 @@ async def test_events_is_503_past_max_clients_and_404_without_a_hub():
                 assert "max 1" in (await second.json())["error"]
             async with http.get(f"http://127.0.0.1:{bare.port}/events") as none:
                 assert none.status == 404
+            async with http.head(f"http://127.0.0.1:{api.port}/events") as head:
+                assert head.status == 200
+                assert head.headers["Content-Type"] == "text/event-stream"
+            assert len(hub.clients) == 1  # the HEAD opened no stream
     finally:
         await api.stop()
         await bare.stop()
