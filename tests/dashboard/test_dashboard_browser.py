@@ -81,6 +81,7 @@ def _wait_http(url: str, within_s: float, proc: subprocess.Popen[bytes]) -> None
 @pytest.fixture
 def demo(tmp_path):
     """``python -m streamer demo`` (this checkout's code) on a free loopback port; yields (base URL, start time)."""
+    _require_browser()  # skip (or fail in CI) before starting anything
     port = _free_port()
     log = (tmp_path / "demo.log").open("wb")
     started = time.monotonic()
