@@ -75,6 +75,12 @@ def _json(data: object, status: int = 200) -> web.Response:
     )
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background task ended by an exception (a bug): say so at once, not at interpreter exit."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed; the dashboard stream has stopped", task.get_name(), exc_info=task.exception())
+
+
 class HttpApi:
     """The daemon's HTTP endpoint.
 
@@ -205,6 +211,7 @@ class HttpApi:
                             "reach it reads /metrics and /state (set http.token or STREAMER_HTTP_TOKEN)", self.host)
         if self.events is not None:
             self._events_task = asyncio.create_task(self.events.run(), name="http:sse")
+            self._events_task.add_done_callback(_log_failure)
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
