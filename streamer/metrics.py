@@ -14,7 +14,7 @@ Snapshot schema (every key optional)::
     rest:     [{exchange, requests, retries, cache_hits, rate_limited, errors: {status: n}}]
     bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}},
                nats?: {published, duplicates, publish_errors, buffer_dropped, consumed, acked, redeliveries,
-                       alerts_suppressed, reconnects, buffered, pending_acks, connected}}
+                       alerts_suppressed, reconnects, handler_errors, buffered, pending_acks, connected}}
     alerts:   {rule: {status: n}}
     sinks:    {sink: {written, errors, outbox_depth?, oldest_undelivered_age_s?}}
     market:   {funding_rate_8h: [(exchange, symbol, value)], open_interest_usd: [...],
@@ -46,6 +46,7 @@ NATS_COUNTERS = {
     "redeliveries": "Messages delivered more than once (not acked in time, or after a restart)",
     "alerts_suppressed": "Alerts not shown again because their id:status is already in the stream",
     "reconnects": "Reconnections to the NATS server",
+    "handler_errors": "Events whose handler raised (a bug; logged, the message is acked)",
 }
 NATS_GAUGES = {
     "buffered": "Events waiting to be published to JetStream",

@@ -159,6 +159,7 @@ class NatsBus:
         self.counters: dict[str, int] = {
             "published": 0, "duplicates": 0, "publish_errors": 0, "buffer_dropped": 0, "consumed": 0,
             "acked": 0, "redeliveries": 0, "decode_errors": 0, "alerts_suppressed": 0, "reconnects": 0,
+            "handler_errors": 0,
         }
 
     # ------------------------------------------------------------------ Bus surface
@@ -223,6 +224,8 @@ class NatsBus:
         self._tasks.append(asyncio.create_task(self._publisher(), name="nats:publish"))
         if self.consume_market:
             self._tasks.append(asyncio.create_task(self._consumer_loop(), name="nats:consume"))
+        for task in self._tasks:
+            task.add_done_callback(_report_task_end)
 
     async def wait_connected(self, timeout_s: float) -> bool:
         """True once the stream exists and the bus is connected (tests and bench)."""
@@ -367,10 +370,11 @@ class NatsBus:
             batch = [self._out[i] for i in range(min(opts.batch, len(self._out)))]
             try:
                 acks = await self._send(batch)
-            except (TimeoutError, NatsError, JsError, OSError) as exc:
+            except Exception as exc:  # whatever failed, the batch stays buffered and is retried
                 self.counters["publish_errors"] += 1
                 log.warning("nats: publish of %d events failed (%s: %s); %d buffered, retry in %.1f s",
-                            len(batch), type(exc).__name__, exc, len(self._out), delay)
+                            len(batch), type(exc).__name__, exc, len(self._out), delay,
+                            exc_info=not isinstance(exc, (TimeoutError, NatsError, JsError, OSError)))
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, opts.max_backoff_s)
                 continue
@@ -455,7 +459,11 @@ class NatsBus:
             self._acks.append((msg, 0))
             return
         if not isinstance(event, Alert):
-            self._local.publish(event)  # handlers (rules publish alerts into the buffer), then consumers
+            try:
+                self._local.publish(event)  # handlers (rules publish alerts into the buffer), then consumers
+            except Exception:  # a handler bug: logged and counted; the message is acked (no poison loop)
+                self.counters["handler_errors"] += 1
+                log.exception("nats: handler failed on %s (message %s)", msg.subject, msg_id(event))
         self._acks.append((msg, self._out_seq))
 
     def _ack_ready(self) -> None:
@@ -485,6 +493,12 @@ class NatsBus:
             "pending_acks": len(self._acks),
         }
         return out
+
+
+def _report_task_end(task: asyncio.Task[None]) -> None:
+    """A bus task that ends other than by cancellation is a bug: say so at once."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("nats: task %s died", task.get_name(), exc_info=task.exception())
 
 
 def _ignore_result(task: asyncio.Future[Any]) -> None:

@@ -168,6 +168,30 @@ async def test_events_not_acked_before_a_crash_are_redelivered_and_their_alerts_
         await second.aclose()
 
 
+async def test_a_handler_that_raises_is_counted_and_the_next_events_still_flow(nats_server):
+    pub = NatsBus(options(nats_server.url), consume=False)
+    agg = NatsBus(options(nats_server.url), publish_market=False)
+    seen: list[int] = []
+
+    def handler(ev: Liquidation) -> None:
+        if ev.ts == 2:
+            raise RuntimeError("bug")
+        seen.append(ev.ts)
+
+    agg.add_handler(handler)
+    await pub.start()
+    await agg.start()
+    try:
+        for ts in range(5):
+            pub.publish(liq(ts))
+        await eventually(lambda: agg.stats()["nats"]["acked"] == 5, within_s=10)
+        assert seen == [0, 1, 3, 4]
+        assert agg.stats()["nats"]["handler_errors"] == 1
+    finally:
+        await pub.aclose()
+        await agg.aclose()
+
+
 async def test_publisher_buffers_while_the_server_is_down_and_sends_after(nats_server):
     pub = NatsBus(options(nats_server.url), consume=False)
     await pub.start()
