@@ -11,8 +11,9 @@ The bus is the fan-out point of the flow (DESIGN.md "The flow"):
   ``publish()`` never waits for a consumer, and every event a full queue
   refuses is counted (STYLE habit 8: the bus never blocks ingest).
 
-Backends: :class:`streamer.bus.memory.MemoryBus` (embedded, default) and, later,
-a NATS JetStream bus with the same surface.
+Backends: :class:`streamer.bus.memory.MemoryBus` (embedded, default) and
+:class:`streamer.bus.nats.NatsBus` (NATS JetStream, the same surface across
+processes: ``streamer run --role``; docs/nats.md).
 """
 
 from __future__ import annotations
