@@ -318,6 +318,14 @@ class NatsBus:
         """Alert ids already in the stream: a redelivered event does not show its alert twice."""
         opts = self.options
         try:
+            info = await self._js.stream_info(opts.stream, subjects_filter=f"{opts.subject_prefix}.alert.>")
+            total: int | None = sum((info.state.subjects or {}).values())
+        except Exception as exc:  # noqa: BLE001 - the count only tells when to stop reading
+            log.debug("nats: alert count unavailable (%s)", exc)
+            total = None
+        if total == 0:
+            return
+        try:
             sub = await self._js.subscribe(
                 f"{opts.subject_prefix}.alert.>", stream=opts.stream, ordered_consumer=True,
                 deliver_policy=js_api.DeliverPolicy.ALL,
@@ -329,13 +337,15 @@ class NatsBus:
         try:
             while True:
                 try:
-                    msg = await sub.next_msg(timeout=0.3)
+                    msg = await sub.next_msg(timeout=2.0)
                 except Exception:  # noqa: BLE001 - timeout: no more history
                     break
+                n += 1
                 key = (msg.headers or {}).get("Nats-Msg-Id")
                 if key:
                     self._remember_alert(key)
-                    n += 1
+                if total is not None and n >= total:
+                    break
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
