@@ -46,7 +46,7 @@ def test_message_id_is_the_natural_key_without_receive_time():
 
 
 def options(url: str, **kw: object) -> NatsOptions:
-    return NatsOptions(url=url, max_backoff_s=0.5, **kw)  # type: ignore[arg-type]
+    return NatsOptions(url=url, max_backoff_s=0.5, publish_timeout_s=1.0, **kw)  # type: ignore[arg-type]
 
 
 async def test_two_publishers_of_the_same_events_are_stored_once_and_consumed_once(nats_server):
