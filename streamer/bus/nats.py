@@ -174,7 +174,8 @@ class NatsBus:
         return self._local.consumer(name, maxsize, overflow, types=types)
 
     def publish(self, event: Event) -> None:
-        """Market event: to JetStream (ingest/all). Alert: handlers now, JetStream, then local consumers."""
+        """Market event: to JetStream (ingest/all), not dispatched here. Alert: to JetStream; once stored,
+        to the local handlers and consumers (unless its ``id:status`` was shown already)."""
         if isinstance(event, Alert):
             self._enqueue(event, local=True)
         elif self.publish_market:
