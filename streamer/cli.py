@@ -237,7 +237,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 2
     try:
         asyncio.run(run_replay(args.files, rules=rules, speed=None if args.max else args.speed,
-                               exchange=args.exchange))
+                               exchange=args.exchange, instruments=args.instruments))
     except ValueError as exc:
         print(f"streamer replay: {exc}", file=sys.stderr)
         return 2
@@ -494,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--exchange", metavar="ID", help="tardis.dev exchange id of tardis files (default: from "
                         "the file name): binance-futures, binance-delivery, bybit, okex-swap, okex-futures, "
                         "okex-options, deribit, bitmex")
+    replay.add_argument("--instruments", action="append", default=[], metavar="FILE",
+                        help="an instrument REST body of --exchange's venue, loaded first (repeatable; tardis "
+                        "files carry none: contract sizes, hence USD values, stay null without it)")
     replay.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser(

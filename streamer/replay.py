@@ -225,6 +225,19 @@ class Replayer:
             adapter = self.daemon.adapters[exchange] = ADAPTERS[exchange]()
         return adapter
 
+    def preload(self, venue: str, body: bytes, where: str) -> None:
+        """An instrument body given on the command line (tardis files carry none).
+
+        Raises:
+            ValueError: the body is not the venue's instrument response, naming ``where``.
+        """
+        self._daemon(None)
+        self.stats.instruments += 1
+        try:
+            self._adapter(venue, where).load_instruments(body)
+        except FrameError as exc:
+            raise ValueError(f"{where}: not a {venue} instrument response: {exc}") from None
+
     async def feed(self, records: Iterator[Record], where: str) -> None:
         """Feed one file's records, pacing by recorded time under ``speed``."""
         stats = self.stats
@@ -277,9 +290,11 @@ class Replayer:
 
 
 async def run_replay(paths: Sequence[str], *, rules: RulesSettings | None = None, speed: float | None = None,
-                     exchange: str | None = None, out: BinaryIO | None = None, progress: bool | None = None,
-                     err: Any = None) -> ReplayStats:
+                     exchange: str | None = None, instruments: Sequence[str] = (), out: BinaryIO | None = None,
+                     progress: bool | None = None, err: Any = None) -> ReplayStats:
     """Replay ``paths`` in the order given; alerts go to ``out`` (stdout), a summary to ``err`` (stderr).
+
+    ``instruments``: instrument response bodies (files) of ``exchange``'s venue, loaded first (tardis files).
 
     Raises:
         ValueError: a file that is missing, unreadable or in neither format, naming it.
@@ -293,7 +308,16 @@ async def run_replay(paths: Sequence[str], *, rules: RulesSettings | None = None
     if exchange is not None and exchange not in TARDIS_EXCHANGES:
         raise ValueError(f"--exchange {exchange!r}: expected a tardis.dev exchange id, one of "
                          f"{', '.join(sorted(TARDIS_EXCHANGES))}")
+    if instruments and exchange is None:
+        raise ValueError("--instruments needs --exchange (the venue the bodies belong to)")
     replayer = Replayer(rules, out, speed)
+    for name in instruments:
+        try:
+            body = await asyncio.to_thread(Path(name).read_bytes)
+        except OSError as exc:
+            raise ValueError(f"--instruments {name}: {exc.strerror}") from None
+        assert exchange is not None
+        replayer.preload(TARDIS_EXCHANGES[exchange][0], body, f"--instruments {name}")
     show = err.isatty() if progress is None else progress
     started = time.monotonic()
     try:
