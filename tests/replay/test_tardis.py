@@ -124,6 +124,6 @@ async def test_a_file_in_neither_format_is_refused_naming_it(tmp_path):
     bad = write_gz(tmp_path / "bitmex_x.json.gz", ['{"table":"liquidation"}'])
     with pytest.raises(ValueError, match=r"bitmex_x.json.gz:1: expected '<timestamp> <message>'"):
         await replay([bad])
-    stamp = write_gz(tmp_path / "bitmex_y.json.gz", [f"2020-03-12 13:00:01.250000000 {XBT_SHORT}"])
-    with pytest.raises(ValueError, match=r"bitmex_y.json.gz:1: '2020-03-12 13:00:01.250000000' is not a tardis"):
+    stamp = write_gz(tmp_path / "bitmex_y.json.gz", [f"2020-03-12 13:00:01.2500000Z {XBT_SHORT}"])
+    with pytest.raises(ValueError, match=r"bitmex_y.json.gz:1: '2020-03-12 13:00:01.2500000Z' is not a tardis"):
         await replay([stamp])
