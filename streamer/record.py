@@ -318,6 +318,10 @@ class Recorder:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             log.error("recorder: writer did not finish within %.0f s; the last second may be missing", timeout_s)
+        st = self.stats
+        log.log(logging.WARNING if st.dropped or st.errors else logging.INFO,
+                "recorder: %d records, %d bytes in %s; %d dropped, %d disk errors, %d old files deleted",
+                st.records, st.bytes, self.directory, st.dropped, st.errors, st.files_deleted)
 
     # ------------------------------------------------------------------ writer thread
 
