@@ -11,7 +11,8 @@ computed live and in replay alike.
 
 Files: JSON lines (one ``Record`` each, msgspec-encoded, tagged by ``k``),
 zstd-compressed, one file per UTC hour of the records' time
-(``streamer-YYYYMMDDTHH.jsonl.zst``). Every flush (about once a second)
+(``streamer-YYYYMMDDTHH.jsonl.zst``; never backwards: a record stamped earlier than the current file's
+hour goes in the current file). Every flush (about once a second)
 appends one complete zstd frame, so a file is a valid zstd stream up to its
 last flush even after a crash. Disk is bounded: once the directory's
 recordings exceed ``max_bytes``, the oldest files are deleted (counted).
@@ -327,6 +328,8 @@ class Recorder:
 
     def _run(self) -> None:
         batch: list[tuple[str, bytes]] = []
+        hour = 0  # files only move forward: a record stamped in an earlier hour (a clock step back) stays in
+        # the current file, so reading the files in name order gives the records in the order written
         deadline = time.monotonic() + self._flush_s
         while True:
             try:
@@ -338,7 +341,8 @@ class Recorder:
                 return
             if item is not None:
                 try:
-                    batch.append((hour_name(item.ms), _encoder.encode(item) + b"\n"))
+                    hour = max(hour, item.ms // 3_600_000)
+                    batch.append((hour_name(hour * 3_600_000), _encoder.encode(item) + b"\n"))
                 except Exception as exc:  # noqa: BLE001 - the writer must not die
                     self._error(f"cannot encode a {type(item).__name__} record: {exc}")
             if time.monotonic() >= deadline or len(batch) >= 50_000:

@@ -197,16 +197,21 @@ class Replayer:
         self.daemon: Daemon | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="streamer-replay-")
         self._first_ms: int | None = None
+        self._preloads: list[tuple[str, bytes, str]] = []
         self._started = 0.0
 
     def _daemon(self, start: Start | None) -> Daemon:
-        if self.daemon is None:
+        """The pipeline; a ``start`` record (a recording process started) begins a new one, as the live
+        process did, keeping the episode journal's directory (``state_dir``) like a restart does."""
+        if self.daemon is None or start is not None:
             rules = self.rules
             if rules is None:
                 rules = msgspec.convert(start.rules, RulesSettings) if start is not None else RulesSettings()
             daemon = Daemon(replay_settings(rules, self._tmp.name), out=self.out)
             daemon.bus.add_handler(self._on_event)
             self.daemon = daemon
+            for venue, body, where in self._preloads:
+                self._load(venue, body, where)
         return self.daemon
 
     def _on_event(self, event: Event) -> None:
@@ -231,8 +236,14 @@ class Replayer:
         Raises:
             ValueError: the body is not the venue's instrument response, naming ``where``.
         """
-        self._daemon(None)
+        self._preloads.append((venue, body, where))  # loaded again into every new pipeline (start records)
         self.stats.instruments += 1
+        if self.daemon is None:
+            self._daemon(None)
+        else:
+            self._load(venue, body, where)
+
+    def _load(self, venue: str, body: bytes, where: str) -> None:
         try:
             self._adapter(venue, where).load_instruments(body)
         except FrameError as exc:

@@ -110,3 +110,14 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
 def test_max_bytes_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match=r"record.max_bytes 0: expected bytes > 0"):
         Recorder(tmp_path, max_bytes=0)
+
+
+def test_a_record_stamped_in_an_earlier_hour_stays_in_the_current_file(tmp_path):
+    rec = Recorder(tmp_path, max_bytes=10**9, flush_s=0.05)
+    rec.start()
+    rec.ws("binance", "s", "um", b"1", H00)
+    rec.ws("binance", "s", "um", b"2", H23)  # the clock stepped back across the hour
+    rec.close()
+    (path,) = recording_files(tmp_path)
+    assert path.name == "streamer-20261208T00.jsonl.zst"
+    assert [r.f for r in read_records(path)] == ["1", "2"]
