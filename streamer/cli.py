@@ -201,12 +201,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    """A recording-only process: the config's sessions and REST, its record: section forced on."""
+    """A recording-only process: the config's sessions and REST with its record: section forced on. It may run
+    beside ``streamer run`` on the same config: no delivery sinks (nothing is delivered twice), no HTTP unless
+    ``--http``, and its own ``state_dir`` (``<state_dir>/record``) so the two never share an episode journal."""
     import asyncio
 
     import msgspec
 
-    from streamer.config import ConfigError, load_settings
+    from streamer.config import ConfigError, SinksSettings, load_settings
     from streamer.daemon import run_daemon, setup_logging
 
     try:
@@ -215,7 +217,15 @@ def cmd_record(args: argparse.Namespace) -> int:
         print(f"streamer record: {exc}", file=sys.stderr)
         return 2
     record = msgspec.structs.replace(settings.record, enabled=True, **({"dir": args.dir} if args.dir else {}))
-    settings = msgspec.structs.replace(settings, record=record)
+    settings = msgspec.structs.replace(
+        settings, record=record, sinks=SinksSettings(), http=msgspec.structs.replace(settings.http, enabled=False),
+        state_dir=str(Path(settings.state_dir).expanduser() / "record"))
+    if args.http:
+        try:
+            settings = _with_http(settings, args.http)  # type: ignore[assignment]
+        except ValueError as exc:
+            print(f"streamer record: --http {args.http!r}: {exc}", file=sys.stderr)
+            return 2
     setup_logging(settings.log_level)
     print(f"streamer record: recording in {record.dir} (at most {record.max_bytes:,} bytes)", file=sys.stderr)
     return asyncio.run(run_daemon(settings))
@@ -464,12 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="record raw frames only (for streamer replay)",
         description="Run the config's WebSocket sessions and REST polls and record every raw frame, REST body, "
         "instrument body and connection change (zstd JSON lines, one file per UTC hour, at most record.max_bytes). "
-        "The rules run too; alerts still print on stdout. SIGTERM or Ctrl-C close the last file cleanly.",
+        "It can run beside `streamer run` on the same config: the rules run and alerts print on stdout, but no "
+        "webhook/Alertmanager/chat sink, no HTTP unless --http, and state in <state_dir>/record. SIGTERM or "
+        "Ctrl-C close the last file cleanly.",
         epilog="example:\n  streamer record --config config/streamer.example.yaml --dir /var/lib/streamer/rec",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     record.add_argument("--config", metavar="FILE", help="YAML settings (default: built-in defaults)")
     record.add_argument("--dir", metavar="DIR", help="where the files go (default: record.dir of the config)")
+    record.add_argument("--http", metavar="HOST:PORT", help="serve /metrics etc. here (default: off)")
     record.set_defaults(func=cmd_record)
 
     replay = sub.add_parser(

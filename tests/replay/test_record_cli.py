@@ -44,6 +44,10 @@ async def test_record_process_records_every_venue_and_closes_cleanly_on_sigterm(
                 proc.kill()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert f"streamer record: recording in {rec}".encode() in err
+    # beside `streamer run` on the same config: its own state (instrument cache, episode journal), no HTTP
+    assert (tmp_path / "state" / "record" / "instruments").is_dir()
+    assert not (tmp_path / "state" / "instruments").exists()
+    assert b"HTTP on http://" not in err  # the daemon logs this line (info) when it serves HTTP
     records = [r for path in recording_files(rec) for r in read_records(path)]
     assert isinstance(records[0], Start)
     assert records[0].venues == ["binance", "bybit", "deribit", "okx"]
