@@ -327,8 +327,9 @@ class Recorder:
     # ------------------------------------------------------------------ writer thread
 
     def _run(self) -> None:
-        batch: list[tuple[str, bytes]] = []
-        hour = 0  # files only move forward: a record stamped in an earlier hour (a clock step back) stays in
+        batch: list[tuple[str, Record]] = []
+        name = ""
+        hour = -1  # files only move forward: a record stamped in an earlier hour (a clock step back) stays in
         # the current file, so reading the files in name order gives the records in the order written
         deadline = time.monotonic() + self._flush_s
         while True:
@@ -340,25 +341,24 @@ class Recorder:
                 self._flush(batch)
                 return
             if item is not None:
-                try:
-                    hour = max(hour, item.ms // 3_600_000)
-                    batch.append((hour_name(hour * 3_600_000), _encoder.encode(item) + b"\n"))
-                except Exception as exc:  # noqa: BLE001 - the writer must not die
-                    self._error(f"cannot encode a {type(item).__name__} record: {exc}")
+                if item.ms // 3_600_000 > hour:
+                    hour = item.ms // 3_600_000
+                    name = hour_name(hour * 3_600_000)
+                batch.append((name, item))
             if time.monotonic() >= deadline or len(batch) >= 50_000:
                 self._flush(batch)
                 batch = []
                 deadline = time.monotonic() + self._flush_s
 
-    def _flush(self, batch: list[tuple[str, bytes]]) -> None:
+    def _flush(self, batch: list[tuple[str, Record]]) -> None:
         """Append the batch, one zstd frame per file touched; then enforce ``max_bytes``."""
-        by_file: dict[str, list[bytes]] = {}
-        for name, line in batch:
-            by_file.setdefault(name, []).append(line)
+        by_file: dict[str, list[Record]] = {}
+        for name, item in batch:
+            by_file.setdefault(name, []).append(item)
         for name, lines in by_file.items():
             path = self.directory / name
             try:
-                data = self._cctx.compress(b"".join(lines))
+                data = self._cctx.compress(_encoder.encode_lines(lines))
                 with open(path, "ab") as fh:
                     fh.write(data)
             except Exception as exc:  # noqa: BLE001 - OSError mostly; any failure is counted, never raised
