@@ -127,3 +127,15 @@ async def test_a_file_in_neither_format_is_refused_naming_it(tmp_path):
     stamp = write_gz(tmp_path / "bitmex_y.json.gz", [f"2020-03-12 13:00:01.2500000Z {XBT_SHORT}"])
     with pytest.raises(ValueError, match=r"bitmex_y.json.gz:1: '2020-03-12 13:00:01.2500000Z' is not a tardis"):
         await replay([stamp])
+
+
+async def test_the_progress_display_changes_nothing_on_stdout_and_ends_with_the_summary(tmp_path):
+    path = write_gz(tmp_path / "binance-futures_2026-03-01.json.gz",
+                    [f"2026-03-01T00:00:00.1000000Z {ETH_SHORT}", f"2026-03-01T00:00:05.5000000Z {BTC_LONG}"])
+    plain, shown = io.BytesIO(), io.BytesIO()
+    err = io.StringIO()
+    await run_replay([str(path)], rules=rules(5_000), out=plain, progress=False, err=io.StringIO())
+    await run_replay([str(path)], rules=rules(5_000), out=shown, progress=True, err=err)
+    assert shown.getvalue() == plain.getvalue()
+    assert len(plain.getvalue().splitlines()) == 4
+    assert err.getvalue().splitlines()[-1].startswith("replay: 1 files, 3 records (2 frames, 0 REST bodies")
