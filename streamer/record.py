@@ -146,15 +146,14 @@ def hour_name(ms: int) -> str:
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
-    """Every record of one recording file, in order (all zstd frames of the file).
+    """Every record of one recording file, in order (all zstd frames of the file). A file cut mid-frame
+    (the process was killed while appending) gives its complete records and a warning.
 
     Raises:
         ValueError: a line that is not a record, naming the file and line number.
     """
     with open(path, "rb") as raw:
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        buffered = _lines(reader)
-        for number, line in enumerate(buffered, start=1):
+        for number, line in enumerate(_lines(_decompressed(raw, str(path)), str(path)), start=1):
             if not line.strip():
                 continue
             try:
@@ -165,17 +164,43 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 raise ValueError(f"{path}:{number}: not a JSON line: {exc}") from None
 
 
-def _lines(reader: Any) -> Iterator[bytes]:
+def _decompressed(raw: Any, where: str) -> Iterator[bytes]:
+    """The content of concatenated zstd frames; warns about a cut or unreadable last frame."""
+    dctx = zstandard.ZstdDecompressor()
+    obj = dctx.decompressobj()
+    pending = False
+    while chunk := raw.read(1 << 20):
+        data = chunk
+        while data:
+            try:
+                out = obj.decompress(data)
+            except zstandard.ZstdError as exc:
+                log.warning("%s: unreadable zstd data after the last complete frame (%s); the rest is skipped",
+                            where, exc)
+                return
+            pending = True
+            if out:
+                yield out
+            if obj.eof:
+                data = obj.unused_data
+                obj = dctx.decompressobj()
+                pending = False
+            else:
+                data = b""
+    if pending:
+        log.warning("%s: the last zstd frame is cut off (the recorder was stopped mid-write); what it held is "
+                    "skipped", where)
+
+
+def _lines(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
+    """Complete lines; a last line without its newline is dropped with a warning."""
     rest = b""
-    while True:
-        chunk = reader.read(1 << 20)
-        if not chunk:
-            break
+    for chunk in chunks:
         rest += chunk
         *lines, rest = rest.split(b"\n")
         yield from lines
     if rest:
-        yield rest
+        log.warning("%s: the last record is cut off (%d bytes); skipped", where, len(rest))
 
 
 def recording_files(directory: str | Path) -> list[Path]:

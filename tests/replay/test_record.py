@@ -6,6 +6,7 @@ import shutil
 import time
 
 import pytest
+import zstandard
 
 from streamer.record import Inst, Link, Recorder, Rest, Ws, body_of, frame_of, hour_name, read_records, recording_files
 
@@ -121,3 +122,20 @@ def test_a_record_stamped_in_an_earlier_hour_stays_in_the_current_file(tmp_path)
     (path,) = recording_files(tmp_path)
     assert path.name == "streamer-20261208T00.jsonl.zst"
     assert [r.f for r in read_records(path)] == ["1", "2"]
+
+
+def test_a_file_cut_mid_frame_yields_its_complete_records_and_warns(tmp_path, caplog):
+    rec = Recorder(tmp_path, max_bytes=10**9, flush_s=0.05)
+    rec.start()
+    rec.ws("binance", "s", "um", b"first", H23)
+    wait_for(lambda: rec.stats.records == 1)
+    rec.ws("binance", "s", "um", b"x" * 5000, H23)
+    rec.close()
+    (path,) = recording_files(tmp_path)
+    data = path.read_bytes()
+    obj = zstandard.ZstdDecompressor().decompressobj()
+    obj.decompress(data)
+    first_frame = len(data) - len(obj.unused_data)
+    path.write_bytes(data[: first_frame + 30])  # as if killed while appending the second frame
+    assert [r.f for r in read_records(path)] == ["first"]
+    assert "the last zstd frame is cut off" in caplog.text
