@@ -418,14 +418,13 @@ class Daemon:
             self.publish(event)
         return events
 
-    def _sync_links(self) -> tuple[()]:
+    def _sync_links(self) -> None:
         """Bring ``links`` up to date with the sessions, recording each change (a ``link`` marker)."""
         for plan, session in self.sessions:
             liq = any(s.channel == "liquidations" for s in plan.streams)
             since = session.stats().connected_since_ms
             if self.links.update(plan.name, plan.exchange, liq, since) and self.recorder is not None:
                 self.recorder.link(plan.exchange, plan.name, plan.market, liq, since)
-        return ()
 
     def publish(self, event: Event) -> None:
         """Put one market event on the bus (liquidations once per natural key)."""
@@ -467,6 +466,10 @@ class Daemon:
             if key is not None:
                 session.touch(key, recv_ms)
 
+        def subscribe() -> list[Any]:
+            self._sync_links()  # just connected: the link marker precedes the connection's frames
+            return [*(on_connect() if on_connect is not None else ()), *adapter.subscribe(plan.streams)]
+
         kwargs: dict[str, Any] = {}
         if self._ws_backoff is not None:
             kwargs["backoff"] = self._ws_backoff
@@ -474,8 +477,7 @@ class Daemon:
             name=plan.name,
             url=plan.url,
             on_frame=on_frame,
-            subscribe=lambda: [*self._sync_links(), *(on_connect() if on_connect is not None else ()),
-                               *adapter.subscribe(plan.streams)],
+            subscribe=subscribe,
             ping_payload=hb.ping_payload,
             ping_interval_s=hb.ping_interval_s,
             ws_ping_interval_s=hb.ws_ping_interval_s,

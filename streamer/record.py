@@ -287,9 +287,12 @@ class Recorder:
         """Create the directory and start the writer thread (idempotent)."""
         if self._thread is not None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for path in recording_files(self.directory):
-            self._sizes[path] = path.stat().st_size
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for path in recording_files(self.directory):
+                self._sizes[path] = path.stat().st_size
+        except OSError as exc:  # the writer retries the directory on every flush
+            self._error(f"preparing {self.directory}: {exc}")
         self._thread = threading.Thread(target=self._run, name="streamer-recorder", daemon=True)
         self._thread.start()
 
@@ -384,6 +387,7 @@ class Recorder:
             path = self.directory / name
             try:
                 data = self._cctx.compress(_encoder.encode_lines(lines))
+                self.directory.mkdir(parents=True, exist_ok=True)
                 with open(path, "ab") as fh:
                     fh.write(data)
             except Exception as exc:  # noqa: BLE001 - OSError mostly; any failure is counted, never raised

@@ -139,3 +139,17 @@ def test_a_file_cut_mid_frame_yields_its_complete_records_and_warns(tmp_path, ca
     path.write_bytes(data[: first_frame + 30])  # as if killed while appending the second frame
     assert [r.f for r in read_records(path)] == ["first"]
     assert "the last zstd frame is cut off" in caplog.text
+
+
+def test_a_directory_that_cannot_be_created_at_start_is_counted_and_retried(tmp_path):
+    blocker = tmp_path / "disk"
+    blocker.write_text("a file where the directory should be")
+    rec = Recorder(blocker / "rec", max_bytes=10**9, flush_s=0.05)
+    rec.start()  # no exception: the daemon goes on
+    assert rec.stats.errors == 1
+    rec.ws("binance", "s", "um", b"lost", H23)
+    wait_for(lambda: rec.stats.errors == 2)
+    blocker.unlink()
+    rec.ws("binance", "s", "um", b"kept", H23)
+    rec.close()
+    assert [r.f for f in recording_files(blocker / "rec") for r in read_records(f)] == ["kept"]
