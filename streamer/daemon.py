@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -740,6 +741,7 @@ class Daemon:
             "sinks": {"stdout": self.sink.stats(), **{n: k.stats() for n, k in self.delivery_sinks.items()}},
             "market": self.state.market_gauges(self._gauge_symbols()),
             "ready": ready,
+            **({"recorder": dataclasses.asdict(self.recorder.stats)} if self.recorder is not None else {}),
         }
 
     def _gauge_symbols(self) -> set[tuple[str, str]]:

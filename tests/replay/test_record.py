@@ -153,3 +153,21 @@ def test_a_directory_that_cannot_be_created_at_start_is_counted_and_retried(tmp_
     rec.ws("binance", "s", "um", b"kept", H23)
     rec.close()
     assert [r.f for f in recording_files(blocker / "rec") for r in read_records(f)] == ["kept"]
+
+
+def test_recorder_counters_reach_metrics_while_recording(tmp_path):
+    import msgspec
+    from prometheus_client import generate_latest
+
+    from streamer.config import RecordSettings, RulesSettings
+    from streamer.daemon import Daemon
+    from streamer.replay import replay_settings
+
+    settings = replay_settings(RulesSettings(), str(tmp_path / "state"))
+    assert "recorder" not in Daemon(settings).snapshot()
+    recording = msgspec.structs.replace(settings, record=RecordSettings(enabled=True, dir=str(tmp_path / "rec")))
+    daemon = Daemon(recording)
+    assert daemon.recorder is not None
+    daemon.recorder.stats.dropped = 3
+    assert daemon.snapshot()["recorder"] == {"records": 0, "dropped": 3, "bytes": 0, "files_deleted": 0, "errors": 0}
+    assert "streamer_recorder_dropped_total 3.0" in generate_latest(daemon.registry).decode()
