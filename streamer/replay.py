@@ -205,8 +205,12 @@ class Replayer:
         process did, keeping the episode journal's directory (``state_dir``) like a restart does."""
         if self.daemon is None or start is not None:
             rules = self.rules
-            if rules is None:
-                rules = msgspec.convert(start.rules, RulesSettings) if start is not None else RulesSettings()
+            if rules is None and start is not None:
+                rules = msgspec.convert(start.rules, RulesSettings)
+            elif rules is None:
+                log.warning("replay: no start record before the first data (a tardis.dev file, or a recording's "
+                            "later hour): the default rules apply; --rules FILE chooses others")
+                rules = RulesSettings()
             daemon = Daemon(replay_settings(rules, self._tmp.name), out=self.out)
             daemon.bus.add_handler(self._on_event)
             self.daemon = daemon
