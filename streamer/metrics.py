@@ -17,6 +17,7 @@ Snapshot schema (every key optional)::
     sinks:    {sink: {written, errors, outbox_depth?, oldest_undelivered_age_s?}}
     market:   {funding_rate_8h: [(exchange, symbol, value)], open_interest_usd: [...],
                mark_price: [...], liquidations_usd: [(exchange, symbol, side, window_s, value)]}
+    recorder: {records, dropped, bytes, files_deleted, errors}   (only while recording)
     ready: bool
 """
 
@@ -58,6 +59,8 @@ class StreamerCollector(Collector):
         yield from self._alerts(snap.get("alerts", {}))
         yield from self._sinks(snap.get("sinks", {}))
         yield from self._market(snap.get("market", {}))
+        if "recorder" in snap:
+            yield from self._recorder(snap["recorder"])
         ready = _gauge("ready", "1 once every configured stream has delivered data", [])
         ready.add_metric([], 1.0 if snap.get("ready") else 0.0)
         yield ready
@@ -165,6 +168,20 @@ class StreamerCollector(Collector):
                 oldest = st.get("oldest_undelivered_age_s")
                 age.add_metric([name], float(oldest) if oldest is not None else 0.0)
         yield from (written, errors, depth, age)
+
+    @staticmethod
+    def _recorder(st: Mapping[str, Any]) -> Iterator[CounterMetricFamily]:
+        specs = (
+            ("records", "recorder_records", "Records written by the recorder"),
+            ("dropped", "recorder_dropped", "Records dropped: the writer was behind (queue full) or closed"),
+            ("bytes", "recorder_written_bytes", "Compressed bytes written by the recorder"),
+            ("files_deleted", "recorder_files_deleted", "Oldest recording files deleted to stay within max_bytes"),
+            ("errors", "recorder_errors", "Recorder disk errors (that batch lost, recording goes on)"),
+        )
+        for key, name, doc in specs:
+            family = _counter(name, doc, [])
+            family.add_metric([], float(st.get(key, 0)))
+            yield family
 
     @staticmethod
     def _market(market: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
