@@ -1,0 +1,135 @@
+"""deploy/Dockerfile: non-root, a /healthz healthcheck that works without curl, the daemon as entrypoint."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+from deploy_support import DEPLOY, ROOT, free_port
+
+from streamer.cli import build_parser
+from streamer.config import load_settings
+
+DOCKERFILE = DEPLOY / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        word, _, args = line.partition(" ")
+        out.append((word.upper(), args.strip()))
+    return out
+
+
+def last(name: str) -> str:
+    values = [args for word, args in instructions() if word == name]
+    assert values, f"no {name} in {DOCKERFILE}"
+    return values[-1]
+
+
+def healthcheck_command() -> list[str]:
+    args = last("HEALTHCHECK")
+    assert " CMD " in f" {args} ", f"HEALTHCHECK without CMD: {args!r}"
+    return json.loads(args.split("CMD", 1)[1].strip())  # exec form, no shell in the way
+
+
+def test_image_runs_as_a_non_root_user():
+    user = last("USER")
+    assert user.split(":")[0] not in ("root", "0"), f"USER {user}"
+    # the user is created in the image, not assumed to exist
+    assert any(word == "RUN" and "useradd" in args and user in args for word, args in instructions())
+
+
+def test_entrypoint_is_the_daemon_with_the_config_under_etc_and_port_9464():
+    assert json.loads(last("ENTRYPOINT")) == ["streamer"]
+    cmd = json.loads(last("CMD"))
+    assert cmd == ["run", "--config", "/etc/streamer/streamer.yaml", "--http", "0.0.0.0:9464"]
+    assert last("EXPOSE") == "9464"
+    args = build_parser().parse_args(cmd)  # the CLI accepts exactly this command line
+    assert (args.config, args.http) == ("/etc/streamer/streamer.yaml", "0.0.0.0:9464")
+
+
+def test_config_copied_into_the_image_exists_and_loads():
+    copies = [shlex.split(args) for word, args in instructions() if word == "COPY"]
+    to_etc = [c for c in copies if c[-1] == "/etc/streamer/streamer.yaml"]
+    assert to_etc == [["deploy/streamer.yaml", "/etc/streamer/streamer.yaml"]]
+    settings = load_settings(str(ROOT / "deploy" / "streamer.yaml"))
+    assert (settings.http.host, settings.http.port, settings.http.enabled) == ("0.0.0.0", 9464, True)
+    assert settings.state_dir == "/var/lib/streamer"
+    # the state dir is the user's home in the image, so it is writable by the non-root user
+    assert "--home-dir /var/lib/streamer" in " ".join(args for word, args in instructions() if word == "RUN")
+
+
+def test_dockerignore_keeps_every_path_the_dockerfile_copies():
+    rules = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+
+    def excluded(path: str) -> bool:
+        # Docker's rule: the last matching pattern wins; "!" re-includes.
+        verdict = False
+        for rule in rules:
+            negate = rule.startswith("!")
+            pattern = rule[1:] if negate else rule
+            pattern = pattern.rstrip("/")
+            if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+                verdict = not negate
+        return verdict
+
+    sources = [src for word, args in instructions() if word == "COPY" for src in shlex.split(args)[:-1]]
+    assert sources == ["pyproject.toml", "README.md", "streamer", "deploy/streamer.yaml"]
+    for src in sources:
+        assert (ROOT / src).exists(), src
+        assert not excluded(src), f"{src} is copied by the Dockerfile but excluded by .dockerignore"
+    for kept_out in ("tests", "bench", ".git", "streamer/__pycache__/cli.cpython-311.pyc"):
+        assert excluded(kept_out), kept_out
+
+
+def test_healthcheck_probes_healthz_with_python_only():
+    cmd = healthcheck_command()
+    assert cmd[:2] == ["python", "-c"]
+    assert "http://127.0.0.1:9464/healthz" in cmd[2]
+    compile(cmd[2], "HEALTHCHECK", "exec")
+
+
+def test_healthcheck_one_liner_passes_against_a_live_daemon_and_fails_without_one(demo):
+    code = healthcheck_command()[2]
+    live = subprocess.run([sys.executable, "-c", code.replace(":9464", f":{demo.port}")],
+                          capture_output=True, timeout=20)
+    assert live.returncode == 0, live.stderr.decode()[-500:]
+    dead = subprocess.run([sys.executable, "-c", code.replace(":9464", f":{free_port()}")],
+                          capture_output=True, timeout=20)
+    assert dead.returncode != 0
+
+
+def test_docker_build_succeeds_where_docker_works():
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker CLI on this machine")
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        reason = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        pytest.skip(f"docker daemon not usable: {reason}")
+    build = subprocess.run([docker, "build", "-f", str(DOCKERFILE), "-t", "streamer:test", str(ROOT)],
+                           capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    inspect = subprocess.run([docker, "image", "inspect", "streamer:test", "--format", "{{json .Config}}"],
+                             capture_output=True, text=True, timeout=60, check=True)
+    config = json.loads(inspect.stdout)
+    assert config["User"] == "streamer"
+    assert config["Entrypoint"] == ["streamer"]
+    assert "9464/tcp" in config["ExposedPorts"]
