@@ -1,0 +1,92 @@
+"""deploy/prometheus and deploy/alertmanager: promtool and amtool accept them, the rules' unit tests pass, and the
+rules select only metrics the daemon really exports."""
+
+from __future__ import annotations
+
+import subprocess
+
+import yaml
+from deploy_support import (
+    DEPLOY,
+    PROMETHEUS_BUILTINS,
+    exported_metric_names,
+    recorded_names,
+    referenced_metric_names,
+    require_tool,
+)
+
+PROM = DEPLOY / "prometheus"
+RULES = PROM / "rules" / "streamer.rules.yml"
+RULE_TESTS = sorted((PROM / "tests").glob("*.test.yml"))
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def rules_doc() -> dict:
+    return yaml.safe_load(RULES.read_text())
+
+
+def alerting_rules() -> list[dict]:
+    return [r for g in rules_doc()["groups"] for r in g["rules"] if "alert" in r]
+
+
+def test_promtool_accepts_the_prometheus_config_and_finds_the_rules():
+    proc = run(require_tool("promtool"), "check", "config", str(PROM / "prometheus.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 1 rule files found" in proc.stdout + proc.stderr
+
+
+def test_promtool_accepts_the_rules():
+    proc = run(require_tool("promtool"), "check", "rules", str(RULES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    n = sum(len(g["rules"]) for g in rules_doc()["groups"])
+    assert f"SUCCESS: {n} rules found" in proc.stdout
+
+
+def test_promtool_rule_unit_tests_pass():
+    assert [p.name for p in RULE_TESTS] == ["health.test.yml", "market.test.yml"]
+    proc = run(require_tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == len(RULE_TESTS)
+
+
+def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not():
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for path in RULE_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (fired if check.get("exp_alerts") else quiet).add(check["alertname"])
+    names = {r["alert"] for r in alerting_rules()}
+    assert names - fired == set(), "alerts never shown firing in deploy/prometheus/tests"
+    assert names - quiet == set(), "alerts never shown not firing in deploy/prometheus/tests"
+
+
+def test_every_alert_carries_severity_kind_summary_and_description():
+    for rule in alerting_rules():
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["labels"]["kind"] in ("health", "market"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]
+        assert rule["alert"].startswith("Streamer"), rule["alert"]
+
+
+def test_rules_select_only_metrics_the_daemon_exports(demo):
+    exported = exported_metric_names(demo.metrics_text())
+    known = exported | recorded_names(rules_doc()) | PROMETHEUS_BUILTINS
+    exprs = [r["expr"] for g in rules_doc()["groups"] for r in g["rules"]]
+    referenced = set().union(*map(referenced_metric_names, exprs))
+    assert referenced - known == set()
+    # the metrics each family of rule is about are among them (the check above is not vacuous)
+    assert {"streamer_ws_connected", "streamer_stream_last_frame_age_seconds", "streamer_stream_cadence_seconds",
+            "streamer_parse_errors_total", "streamer_outbox_depth", "streamer_outbox_oldest_undelivered_age_seconds",
+            "streamer_ws_reconnects_total", "streamer_bus_dropped_total", "streamer_funding_rate_8h_ratio",
+            "streamer_liquidations_usd"} <= referenced
+
+
+def test_alertmanager_config_is_valid():
+    proc = run(require_tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
