@@ -1,0 +1,102 @@
+"""A real Prometheus (Debian's `prometheus` binary) scrapes `streamer demo`, evaluates deploy/'s rules, and answers
+queries over streamer_* metrics through its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+import yaml
+from deploy_support import DEPLOY, free_port, get, require_tool
+
+
+def query(base: str, promql: str) -> list[dict]:
+    body = json.loads(get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"))
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def wait_for(base: str, promql: str, within_s: float) -> list[dict]:
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            result = query(base, promql)
+        except OSError:
+            result = []
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Prometheus returned nothing for {promql!r} within {within_s} s")
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def prometheus(demo, tmp_path):
+    """Prometheus on a free loopback port, scraping the demo every second, with deploy/'s rules every second."""
+    binary = require_tool("prometheus")
+    shutil.copy(DEPLOY / "prometheus" / "rules" / "streamer.rules.yml", tmp_path / "streamer.rules.yml")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["streamer.rules.yml"],
+        "scrape_configs": [{"job_name": "streamer", "static_configs": [{"targets": [f"127.0.0.1:{demo.port}"]}]}],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode in (0, -signal.SIGTERM), (tmp_path / "prometheus.log").read_text()[-3000:]
+
+
+@pytest.mark.timeout(90)
+def test_prometheus_scrapes_the_demo_and_answers_streamer_queries(prometheus, demo):
+    up = wait_for(prometheus, 'up{job="streamer"} == 1', within_s=30)
+    assert up[0]["metric"]["instance"] == f"127.0.0.1:{demo.port}"
+
+    # every WebSocket session of the demo is open: Binance UM+CM, Bybit linear/inverse/option, OKX, Deribit
+    connected = wait_for(prometheus, "streamer_ws_connected", within_s=10)
+    by_session = {r["metric"]["session"]: float(r["value"][1]) for r in connected}
+    assert by_session == {s: 1.0 for s in ("binance-um-0", "binance-cm-0", "bybit-linear-0", "bybit-inverse-0",
+                                           "bybit-option-0", "okx-public-0", "deribit-public-0")}
+
+    frames = query(prometheus, "sum(streamer_ws_frames_total)")
+    assert float(frames[0]["value"][1]) > 0
+
+    funding = query(prometheus, 'streamer_funding_rate_8h_ratio{exchange="binance",symbol="BTC-USDT-PERP"}')
+    assert len(funding) == 1
+    assert -0.01 < float(funding[0]["value"][1]) < 0.01  # a fraction per 8 h, not percent
+
+    # deploy/'s recording rules run in a real Prometheus too: sessions open per venue
+    sessions = wait_for(prometheus, "streamer:sessions_open:count", within_s=10)
+    assert {r["metric"]["exchange"]: float(r["value"][1]) for r in sessions} == {
+        "binance": 2.0, "bybit": 3.0, "okx": 1.0, "deribit": 1.0}
+    # ... and every rule of the three groups has been evaluated without an error
+    deadline = time.monotonic() + 10
+    while True:
+        groups = json.loads(get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        if all(not r["lastEvaluation"].startswith("0001") for r in rules) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert {g["name"] for g in groups} == {"streamer.recording", "streamer.health", "streamer.market"}
+    on_disk = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "streamer.rules.yml").read_text())
+    assert len(rules) == sum(len(g["rules"]) for g in on_disk["groups"])
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
