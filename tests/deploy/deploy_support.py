@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +88,41 @@ def referenced_metric_names(expr: str) -> set[str]:
 def recorded_names(rules_doc: dict) -> set[str]:
     """Names of the recording rules of a Prometheus rules file (parsed YAML)."""
     return {r["record"] for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
+
+
+@contextmanager
+def running_demo(log: Path) -> Iterator[Demo]:
+    """`python -m streamer demo` (this checkout's code) with its HTTP endpoints on a free loopback port.
+
+    Yields once /metrics shows WebSocket frames (the demo's scripted minute has begun); SIGTERM on exit.
+    """
+    port = free_port()
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamer", "demo", "--duration", "600", "--http", f"127.0.0.1:{port}"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    demo = Demo(port, proc)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"streamer demo exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                text = demo.metrics_text()
+            except OSError:
+                text = ""
+            if re.search(r"^streamer_ws_frames_total\{.*\} [1-9]", text, re.M):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"streamer demo served no frames within 30 s: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield demo
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

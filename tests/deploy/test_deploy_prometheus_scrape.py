@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's `prometheus` binary) scrapes `streamer demo`, evaluates deploy/'s rules, and answers
-queries over streamer_* metrics through its HTTP API."""
+queries over streamer_* metrics through its HTTP API; the demo's scripted liquidation cascade fires the
+Prometheus-side cascade alert."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.parse
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, free_port, get, require_tool
+from deploy_support import DEPLOY, free_port, get, require_tool, running_demo
 
 
 def query(base: str, promql: str) -> list[dict]:
@@ -33,6 +34,13 @@ def wait_for(base: str, promql: str, within_s: float) -> list[dict]:
         if time.monotonic() > deadline:
             raise AssertionError(f"Prometheus returned nothing for {promql!r} within {within_s} s")
         time.sleep(0.25)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """A fresh demo (not the session's): its scripted cascade (8-18 s into the run) is still ahead or under way."""
+    with running_demo(tmp_path / "demo.log") as d:
+        yield d
 
 
 @pytest.fixture
@@ -100,3 +108,14 @@ def test_prometheus_scrapes_the_demo_and_answers_streamer_queries(prometheus, de
     on_disk = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "streamer.rules.yml").read_text())
     assert len(rules) == sum(len(g["rules"]) for g in on_disk["groups"])
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+
+    # the demo's scripted cascade (ETH longs liquidated at Binance, Bybit and OKX at once, $14.6M at its peak)
+    # crosses the rule's $5M floor summed across venues: the Prometheus-side alert fires for ETH longs only
+    cascade = wait_for(prometheus, 'ALERTS{alertname="StreamerLiquidationCascade", alertstate="firing"}',
+                       within_s=45)
+    assert [(a["metric"]["symbol"], a["metric"]["side"]) for a in cascade] == [("ETH-USDT-PERP", "long")]
+    alerts = json.loads(get(f"{prometheus}/api/v1/alerts"))["data"]["alerts"]
+    fired = [a for a in alerts if a["labels"]["alertname"] == "StreamerLiquidationCascade"]
+    assert float(fired[0]["value"]) >= 5e6
+    assert fired[0]["annotations"]["summary"].startswith("ETH-USDT-PERP: $")
+    assert fired[0]["annotations"]["summary"].endswith("M of longs liquidated in 60s")
