@@ -52,6 +52,9 @@ def test_unit_runs_the_daemon_as_a_dedicated_user_with_its_config_under_etc():
     assert service("Group") == "streamer"
     assert service("ExecStart") == f"{INSTALLED_STREAMER} run --config /etc/streamer/streamer.yaml"
     assert service("StateDirectory") == "streamer"
+    # the config's state_dir (default ~/.cache/streamer, hidden by ProtectHome) is overridden to the writable one
+    env = unit_keys()["Service"]["Environment"]
+    assert "STREAMER__STATE_DIR=/var/lib/streamer" in env
 
 
 def test_unit_is_hardened_and_can_write_only_its_state_dir():
