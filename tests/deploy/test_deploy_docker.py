@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from deploy_support import DEPLOY, ROOT, free_port
@@ -133,3 +134,27 @@ def test_docker_build_succeeds_where_docker_works():
     assert config["User"] == "streamer"
     assert config["Entrypoint"] == ["streamer"]
     assert "9464/tcp" in config["ExposedPorts"]
+
+
+def test_package_builds_from_the_docker_build_context_alone(tmp_path):
+    # The image runs `pip install .` on what the Dockerfile copies; build a wheel from exactly that (the build
+    # backend, setuptools, comes from PyPI into pip's isolated build environment, as in the image).
+    context = tmp_path / "context"
+    for word, args in instructions():
+        if word == "COPY" and shlex.split(args)[-1] != "/etc/streamer/streamer.yaml":
+            for src in shlex.split(args)[:-1]:
+                if (ROOT / src).is_dir():
+                    shutil.copytree(ROOT / src, context / src, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    (context / src).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(ROOT / src, context / src)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                           "-w", str(tmp_path / "dist"), str(context)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("streamer-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        packaged = {n for n in zf.namelist() if n.startswith("streamer/")}
+        entry_points = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt"))).decode()
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "streamer").rglob("*.py")}
+    assert sources - packaged == set()
+    assert "streamer = streamer.cli:main" in entry_points  # the image's ENTRYPOINT ["streamer"]
