@@ -90,3 +90,19 @@ def test_alertmanager_config_is_valid():
     proc = run(require_tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+def test_alertmanager_routes_health_alerts_to_ops_and_the_rest_to_default():
+    amtool = require_tool("amtool")
+    config = str(DEPLOY / "alertmanager" / "alertmanager.yml")
+    cases = [
+        (["alertname=StreamerVenueDown", "kind=health", "severity=critical", "exchange=okx"], "ops"),
+        (["alertname=StreamerLiquidationCascade", "kind=market", "severity=warning"], "default"),
+        # the daemon's own alerts (sinks.alertmanager) carry no kind label
+        (["alertname=liquidation_cascade", "severity=warning", "symbol=ETH-USDT-PERP"], "default"),
+    ]
+    for labels, receiver in cases:
+        proc = run(amtool, "config", "routes", "test", f"--config.file={config}", f"--verify.receivers={receiver}",
+                   *labels)
+        assert proc.returncode == 0, (labels, proc.stdout, proc.stderr)
+        assert proc.stdout.strip() == receiver, labels

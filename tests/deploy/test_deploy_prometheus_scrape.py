@@ -1,6 +1,6 @@
 """A real Prometheus (Debian's `prometheus` binary) scrapes `streamer demo`, evaluates deploy/'s rules, and answers
 queries over streamer_* metrics through its HTTP API; the demo's scripted liquidation cascade fires the
-Prometheus-side cascade alert."""
+Prometheus-side cascade alert, which reaches a real Alertmanager running deploy/'s config."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import yaml
@@ -43,39 +44,64 @@ def demo(tmp_path):
         yield d
 
 
+def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
+
+
 @pytest.fixture
-def prometheus(demo, tmp_path):
-    """Prometheus on a free loopback port, scraping the demo every second, with deploy/'s rules every second."""
+def alertmanager(tmp_path):
+    """Alertmanager (Debian's prometheus-alertmanager) with deploy/alertmanager/alertmanager.yml, no clustering."""
+    binary = require_tool("prometheus-alertmanager")
+    port = free_port()
+    log_path = tmp_path / "alertmanager.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
+             f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address="],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(proc, log_path)
+
+
+@pytest.fixture
+def prometheus(demo, alertmanager, tmp_path):
+    """Prometheus on a free loopback port, scraping the demo every second, with deploy/'s rules every second,
+    sending alerts to the Alertmanager above."""
     binary = require_tool("prometheus")
     shutil.copy(DEPLOY / "prometheus" / "rules" / "streamer.rules.yml", tmp_path / "streamer.rules.yml")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["streamer.rules.yml"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [{"job_name": "streamer", "static_configs": [{"targets": [f"127.0.0.1:{demo.port}"]}]}],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    assert proc.returncode in (0, -signal.SIGTERM), (tmp_path / "prometheus.log").read_text()[-3000:]
+        stop(proc, log_path)
 
 
 @pytest.mark.timeout(90)
-def test_prometheus_scrapes_the_demo_and_answers_streamer_queries(prometheus, demo):
+def test_prometheus_scrapes_the_demo_evaluates_the_rules_and_alerts_alertmanager(prometheus, alertmanager, demo):
     up = wait_for(prometheus, 'up{job="streamer"} == 1', within_s=30)
     assert up[0]["metric"]["instance"] == f"127.0.0.1:{demo.port}"
 
@@ -119,3 +145,15 @@ def test_prometheus_scrapes_the_demo_and_answers_streamer_queries(prometheus, de
     assert float(fired[0]["value"]) >= 5e6
     assert fired[0]["annotations"]["summary"].startswith("ETH-USDT-PERP: $")
     assert fired[0]["annotations"]["summary"].endswith("M of longs liquidated in 60s")
+
+    # ... and Prometheus delivered it to Alertmanager (deploy/'s config: market alerts go to `default`)
+    deadline = time.monotonic() + 20
+    while True:
+        received = [a for a in json.loads(get(f"http://{alertmanager}/api/v2/alerts"))
+                    if a["labels"]["alertname"] == "StreamerLiquidationCascade"]
+        if received or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert [(a["labels"]["symbol"], a["labels"]["kind"], a["status"]["state"]) for a in received] == [
+        ("ETH-USDT-PERP", "market", "active")]
+    assert [r["name"] for r in received[0]["receivers"]] == ["default"]
