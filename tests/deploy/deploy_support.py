@@ -99,7 +99,7 @@ def running_demo(log: Path) -> Iterator[Demo]:
     port = free_port()
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamer", "demo", "--duration", "600", "--http", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "streamer", "demo", "--duration", "300", "--http", f"127.0.0.1:{port}"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
     demo = Demo(port, proc)
