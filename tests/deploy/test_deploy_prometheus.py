@@ -3,6 +3,7 @@ rules select only metrics the daemon really exports."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import yaml
@@ -106,3 +107,20 @@ def test_alertmanager_routes_health_alerts_to_ops_and_the_rest_to_default():
                    *labels)
         assert proc.returncode == 0, (labels, proc.stdout, proc.stderr)
         assert proc.stdout.strip() == receiver, labels
+
+
+def test_market_alerts_use_the_daemons_default_thresholds():
+    from streamer.config import RulesSettings
+
+    defaults = RulesSettings()
+    exprs = {r["alert"]: r["expr"] for r in alerting_rules()}
+
+    def threshold(alert: str) -> float:
+        match = re.search(r">=\s*([0-9.e+-]+)\s*$", exprs[alert].strip())
+        assert match, exprs[alert]
+        return float(match.group(1))
+
+    assert threshold("StreamerExtremeFunding") == defaults.extreme_funding.threshold_pct / 100
+    assert threshold("StreamerFundingDivergence") == defaults.funding_divergence.threshold_pct / 100
+    assert threshold("StreamerLiquidationCascade") == defaults.liquidation_cascade.min_usd
+    assert f'window="{int(defaults.liquidation_cascade.window_s)}s"' in exprs["StreamerLiquidationCascade"]

@@ -135,6 +135,18 @@ def test_prometheus_scrapes_the_demo_evaluates_the_rules_and_alerts_alertmanager
     assert len(rules) == sum(len(g["rules"]) for g in on_disk["groups"])
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
+    # every recording rule matches the demo's series (a label selector or a name that matches nothing would
+    # leave it empty); only the parse-error ones stay empty, since the demo's frames all parse
+    # (rates need two scrapes in their window, hence the wait)
+    expected_empty = {"streamer:parse_errors:rate5m", "streamer:parse_error_ratio:rate5m"}
+    deadline = time.monotonic() + 15
+    while True:
+        empty = {r["name"] for r in rules if r["type"] == "recording" and not query(prometheus, r["name"])}
+        if empty == expected_empty or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert empty == expected_empty
+
     # the demo's scripted cascade (ETH longs liquidated at Binance, Bybit and OKX at once, $14.6M at its peak)
     # crosses the rule's $5M floor summed across venues: the Prometheus-side alert fires for ETH longs only
     cascade = wait_for(prometheus, 'ALERTS{alertname="StreamerLiquidationCascade", alertstate="firing"}',
