@@ -53,6 +53,20 @@ def test_dashboard_panels_have_unique_ids_and_fit_the_grid():
     assert len(refs) == len(set(refs))
 
 
+def test_panels_use_core_grafana_panel_types_and_units():
+    # Grafana's built-in panels (no plugin to install) and unit ids of its value formats
+    core_panels = {"row", "timeseries", "table", "stat", "bargauge", "gauge", "state-timeline", "text"}
+    units = {"short", "none", "percentunit", "currencyUSD", "bytes", "s"}
+    for p in dashboard()["panels"]:
+        assert p["type"] in core_panels, p["title"]
+        unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        assert unit is None or unit in units or unit.startswith("suffix:"), (p["title"], unit)
+        for override in p.get("fieldConfig", {}).get("overrides", []):
+            for prop in override["properties"]:
+                if prop["id"] == "unit":
+                    assert prop["value"] in units, (p["title"], prop["value"])
+
+
 def test_every_panel_and_variable_uses_the_provisioned_datasource_uid():
     provisioned = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
     uids = {d["uid"] for d in provisioned["datasources"] if d["type"] == "prometheus"}
