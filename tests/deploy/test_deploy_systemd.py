@@ -66,6 +66,8 @@ def test_unit_is_hardened_and_can_write_only_its_state_dir():
     assert set(service("RestrictAddressFamilies").split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
     assert service("CapabilityBoundingSet") == ""
     assert service("SystemCallFilter") == "~@privileged @resources"
+    # ProcSubset=pid would hide /proc/stat, and prometheus_client then exports no process_* metric at all
+    assert "ProcSubset" not in unit_keys()["Service"]
 
 
 def installed_copy(tmp_path: Path) -> Path:
