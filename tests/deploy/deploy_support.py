@@ -126,3 +126,34 @@ def running_demo(log: Path) -> Iterator[Demo]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, then SIGKILL after 20 s; a process that did not exit cleanly fails with its log."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
+
+
+@contextmanager
+def running_alertmanager(tmp_path: Path) -> Iterator[str]:
+    """Debian's prometheus-alertmanager with deploy/alertmanager/alertmanager.yml, no clustering; yields host:port."""
+    binary = require_tool("prometheus-alertmanager")
+    port = free_port()
+    log_path = tmp_path / "alertmanager.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
+             f"--storage.path={tmp_path / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address="],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(proc, log_path)

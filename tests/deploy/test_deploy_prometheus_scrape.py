@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, free_port, get, require_tool, running_demo
+from deploy_support import DEPLOY, free_port, get, require_tool, running_alertmanager, running_demo, stop
 
 
 def query(base: str, promql: str) -> list[dict]:
@@ -39,38 +37,15 @@ def wait_for(base: str, promql: str, within_s: float) -> list[dict]:
 
 @pytest.fixture
 def demo(tmp_path):
-    """A fresh demo (not the session's): its scripted cascade (8-18 s into the run) is still ahead or under way."""
+    """A fresh demo (not the shared one): its scripted cascade (8-18 s into the run) is still ahead or under way."""
     with running_demo(tmp_path / "demo.log") as d:
         yield d
 
 
-def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
-
-
 @pytest.fixture
 def alertmanager(tmp_path):
-    """Alertmanager (Debian's prometheus-alertmanager) with deploy/alertmanager/alertmanager.yml, no clustering."""
-    binary = require_tool("prometheus-alertmanager")
-    port = free_port()
-    log_path = tmp_path / "alertmanager.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
-             f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
-             "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop(proc, log_path)
+    with running_alertmanager(tmp_path) as address:
+        yield address
 
 
 @pytest.fixture
