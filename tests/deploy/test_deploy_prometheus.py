@@ -3,17 +3,22 @@ rules select only metrics the daemon really exports."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
+import urllib.request
 
 import yaml
 from deploy_support import (
     DEPLOY,
     PROMETHEUS_BUILTINS,
     exported_metric_names,
+    get,
     recorded_names,
     referenced_metric_names,
     require_tool,
+    running_alertmanager,
 )
 
 PROM = DEPLOY / "prometheus"
@@ -124,3 +129,36 @@ def test_market_alerts_use_the_daemons_default_thresholds():
     assert threshold("StreamerFundingDivergence") == defaults.funding_divergence.threshold_pct / 100
     assert threshold("StreamerLiquidationCascade") == defaults.liquidation_cascade.min_usd
     assert f'window="{int(defaults.liquidation_cascade.window_s)}s"' in exprs["StreamerLiquidationCascade"]
+
+
+def test_alertmanager_inhibits_session_and_stale_alerts_of_a_venue_that_is_down(tmp_path):
+    def alert(name: str, **labels: str) -> dict:
+        return {"labels": {"alertname": name, "kind": "health", **labels}}
+
+    with running_alertmanager(tmp_path) as am:
+        posted = [
+            alert("StreamerVenueDown", severity="critical", exchange="okx"),
+            alert("StreamerSessionDown", severity="warning", exchange="okx", session="okx-public-0"),
+            alert("StreamerStreamStale", severity="warning", exchange="okx", session="okx-public-0", stream="x"),
+            alert("StreamerSessionDown", severity="warning", exchange="binance", session="binance-cm-0"),
+        ]
+        deadline = time.monotonic() + 20
+        while True:  # the API may not answer yet
+            try:
+                request = urllib.request.Request(f"http://{am}/api/v2/alerts", data=json.dumps(posted).encode(),
+                                                 headers={"Content-Type": "application/json"}, method="POST")
+                with urllib.request.urlopen(request, timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "Alertmanager did not accept alerts within 20 s"
+                time.sleep(0.2)
+        expected = {("StreamerVenueDown", "okx"): "active", ("StreamerSessionDown", "okx"): "suppressed",
+                    ("StreamerStreamStale", "okx"): "suppressed", ("StreamerSessionDown", "binance"): "active"}
+        deadline = time.monotonic() + 10
+        while True:
+            states = {(a["labels"]["alertname"], a["labels"]["exchange"]): a["status"]["state"]
+                      for a in json.loads(get(f"http://{am}/api/v2/alerts"))}
+            if states == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert states == expected
