@@ -48,6 +48,8 @@ from streamer.metrics import make_registry
 from streamer.model import Alert, Event, Liquidation
 from streamer.transport.rest import RestClient, RestError, VenueLimits
 from streamer.transport.ws import WsSession
+from streamer.web.board import dashboard_state
+from streamer.web.hub import EventHub
 
 log = logging.getLogger("streamer.daemon")
 
@@ -301,6 +303,10 @@ class Daemon:
         self.cover_polls: dict[str, int] = {}
         self.backfills: dict[str, int] = {}
         self.registry = make_registry(self.snapshot)
+        # the dashboard's SSE hub (its bus consumer exists only when the HTTP server does)
+        self.events = (EventHub(self.bus, self.dashboard_state, lambda: self.state.recent_liquidations,
+                                bus_queue=settings.bus.consumer_queue_size)
+                       if settings.http.enabled else None)
         self.api = HttpApi(
             self.registry,
             self.readiness,
@@ -311,10 +317,12 @@ class Daemon:
                 "sessions": self.sessions_snapshot,
                 "alerts": self.engine.snapshot,
                 "recent_liquidations": self.recent_liquidations,
+                **({"dashboard": self.events.stats} if self.events is not None else {}),
             },
             host=settings.http.host,
             port=settings.http.port,
             token=settings.http.token,
+            events=self.events,
         )
         self._ws_backoff = ws_backoff
         self.started = asyncio.Event()
@@ -328,6 +336,12 @@ class Daemon:
         data = self.state.recent_liquidations_snapshot()
         data["since_ms"] = self.started_ms if not data["dropped"] else data["oldest_ms"]
         return data
+
+    def dashboard_state(self) -> dict[str, Any]:
+        """The dashboard's ``state`` event (``streamer.web.board``); the clock is read only for countdowns/ages."""
+        return dashboard_state(self.state, alerts=self.engine.snapshot(), sessions=self.sessions_snapshot(),
+                               instruments=[i for a in self.adapters.values() for i in a.instruments()],
+                               wall_ms=time.time_ns() // 1_000_000)
 
     def plan(self) -> None:
         """Build the WebSocket sessions (after instruments are loaded when a venue asks for ``all`` or options)."""

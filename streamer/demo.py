@@ -131,7 +131,7 @@ def _err(line: str) -> None:
 
 async def _progress(daemon: Daemon, started: float, every_s: float = 10.0) -> None:
     await daemon.started.wait()
-    _err(f"demo: metrics on http://{daemon.api.host}:{daemon.api.port}/metrics  "
+    _err(f"demo: dashboard on http://{daemon.api.host}:{daemon.api.port}/  metrics on .../metrics  "
          f"(also /readyz, /state/funding, /state/alerts)")
     while True:
         await asyncio.sleep(every_s)

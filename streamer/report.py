@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import inspect
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -808,8 +809,21 @@ def _build_basis(snap: Snapshot, rules: RulesSettings) -> BasisReport:
 
 
 def json_schema(command: str) -> dict[str, Any]:
-    """The JSON Schema of one command's report (``docs/cli-schemas/<command>.json``)."""
-    return msgspec.json.schema(REPORT_TYPES[command])
+    """The JSON Schema of one command's report (``docs/cli-schemas/<command>.json``).
+
+    Descriptions are the Structs' docstrings, cleaned with ``inspect.cleandoc`` here: msgspec 0.23 started
+    cleaning them itself (earlier versions kept the indentation), and the schema must not depend on that.
+    """
+    return _clean_descriptions(msgspec.json.schema(REPORT_TYPES[command]))
+
+
+def _clean_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node
 
 
 def _columns(tp: type[Any], prefix: str = "") -> list[str]:
