@@ -164,6 +164,9 @@ def test_package_builds_from_the_docker_build_context_alone(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         packaged = {n for n in zf.namelist() if n.startswith("streamer/")}
         entry_points = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt"))).decode()
-    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "streamer").rglob("*.py")}
+    # every module and every data file (the live dashboard's streamer/web/static/*) is in the image
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "streamer").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert any(name.startswith("streamer/web/static/") for name in sources)
     assert sources - packaged == set()
     assert "streamer = streamer.cli:main" in entry_points  # the image's ENTRYPOINT ["streamer"]
