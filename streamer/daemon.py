@@ -738,7 +738,8 @@ class Daemon:
         """The stats snapshot the Prometheus collector reads (schema in ``streamer.metrics``)."""
         sessions = []
         for name, s in self.sessions_snapshot().items():
-            sessions.append({**s, "session": name, "streams": {k: v["age_s"] for k, v in s["streams"].items()}})
+            sessions.append({**s, "session": name, "streams": {k: v["age_s"] for k, v in s["streams"].items()},
+                             "stream_cadences": {k: v["cadence_s"] for k, v in s["streams"].items()}})
         adapters = [{"exchange": name, **a.stats.as_dict()} for name, a in self.adapters.items()]
         rest = [
             {"exchange": venue, "requests": v.requests, "retries": v.retries, "cache_hits": v.cache_hits,

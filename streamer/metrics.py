@@ -9,7 +9,7 @@ from the rest of ``streamer``.
 Snapshot schema (every key optional)::
 
     sessions: [{exchange, session, url, state, connects, reconnects, frames, bytes, stalls,
-                last_frame_age_s, streams: {stream: age_s | None}}]
+                last_frame_age_s, streams: {stream: age_s | None}, stream_cadences: {stream: cadence_s | None}}]
     adapters: [{exchange, frames, events, control, ignored, errors: {reason: n}, unmapped: {reason: n}}]
     rest:     [{exchange, requests, retries, cache_hits, rate_limited, errors: {status: n}}]
     bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}}}
@@ -79,6 +79,9 @@ class StreamerCollector(Collector):
         age = _gauge("ws_last_frame_age_seconds", "Seconds since the session's last frame", labels)
         stream_age = _gauge("stream_last_frame_age_seconds", "Seconds since the last frame of one stream",
                             [*labels, "stream"])
+        cadence = _gauge("stream_cadence_seconds",
+                         "Expected longest gap between frames of one stream (streams that may stay silent: absent)",
+                         [*labels, "stream"])
         for s in sessions:
             lv = [str(s.get("exchange", "")), str(s.get("session", ""))]
             cur = s.get("state", "")
@@ -95,7 +98,10 @@ class StreamerCollector(Collector):
             for stream, stream_age_s in (s.get("streams") or {}).items():
                 if stream_age_s is not None:
                     stream_age.add_metric([*lv, stream], float(stream_age_s))
-        yield from (state, up, connects, reconnects, frames, nbytes, stalls, age, stream_age)
+            for stream, cadence_s in (s.get("stream_cadences") or {}).items():
+                if cadence_s is not None:
+                    cadence.add_metric([*lv, stream], float(cadence_s))
+        yield from (state, up, connects, reconnects, frames, nbytes, stalls, age, stream_age, cadence)
 
     @staticmethod
     def _adapters(adapters: list[Mapping[str, Any]]) -> Iterator[CounterMetricFamily]:
