@@ -27,6 +27,7 @@ examples:
   streamer demo --duration 60                     the daemon against the built-in simulator, offline
   streamer normalize --exchange binance frames.txt   frames (one per line) -> events (JSON lines)
   streamer run --config config/streamer.example.yaml
+  streamer demo --duration 40 --record rec && streamer replay rec/*   the same alerts again, offline
   streamer funding BTC ETH                        funding across venues, now (one-shot, public REST)
   streamer oi BTC --sim --level 3                 open interest from the built-in simulator, full dashboard
 """
@@ -200,10 +201,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging("warning" if not args.verbose else "info")
     try:
         return asyncio.run(run_demo(duration_s=args.duration, http=args.http, scenario=args.scenario,
-                                    seed=args.seed, webhook=args.webhook))
+                                    seed=args.seed, webhook=args.webhook, record=args.record))
     except ValueError as exc:
         print(f"streamer demo: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """A recording-only process: the config's sessions and REST with its record: section forced on. It may run
+    beside ``streamer run`` on the same config: no delivery sinks (nothing is delivered twice), no HTTP unless
+    ``--http``, and its own ``state_dir`` (``<state_dir>/record``) so the two never share an episode journal."""
+    import asyncio
+
+    import msgspec
+
+    from streamer.config import ConfigError, SinksSettings, load_settings
+    from streamer.daemon import run_daemon, setup_logging
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"streamer record: {exc}", file=sys.stderr)
+        return 2
+    record = msgspec.structs.replace(settings.record, enabled=True, **({"dir": args.dir} if args.dir else {}))
+    settings = msgspec.structs.replace(
+        settings, record=record, sinks=SinksSettings(), http=msgspec.structs.replace(settings.http, enabled=False),
+        state_dir=str(Path(settings.state_dir).expanduser() / "record"),
+        # in-memory bus even when the config says nats: a recorder must not publish, nor take the aggregator's
+        # messages from its durable consumer
+        bus=msgspec.structs.replace(settings.bus, backend="memory"))
+    if args.http:
+        try:
+            settings = _with_http(settings, args.http)  # type: ignore[assignment]
+        except ValueError as exc:
+            print(f"streamer record: --http {args.http!r}: {exc}", file=sys.stderr)
+            return 2
+    setup_logging(settings.log_level)
+    print(f"streamer record: recording in {record.dir} (at most {record.max_bytes:,} bytes)", file=sys.stderr)
+    return asyncio.run(run_daemon(settings))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Recordings through the adapters and rules; alerts on stdout."""
+    import asyncio
+
+    from streamer.config import ConfigError, load_settings
+    from streamer.replay import run_replay
+
+    rules = None
+    if args.rules:
+        try:
+            rules = load_settings(args.rules, env={}).rules
+        except ConfigError as exc:
+            print(f"streamer replay: --rules: {exc}", file=sys.stderr)
+            return 2
+    try:
+        asyncio.run(run_replay(args.files, rules=rules, speed=None if args.max else args.speed,
+                               exchange=args.exchange, instruments=args.instruments))
+    except ValueError as exc:
+        print(f"streamer replay: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -420,8 +478,52 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--webhook", metavar="URL",
                       help="also POST every alert to URL, signed per Standard Webhooks with the secret in "
                            "STREAMER_WEBHOOK_SECRET (whsec_<base64>); undelivered alerts wait in a durable outbox")
+    demo.add_argument("--record", metavar="DIR", help="record the raw frames in DIR, for `streamer replay DIR/*`")
     demo.add_argument("-v", "--verbose", action="store_true", help="log connections and polls on stderr")
     demo.set_defaults(func=cmd_demo)
+
+    record = sub.add_parser(
+        "record",
+        help="record raw frames only (for streamer replay)",
+        description="Run the config's WebSocket sessions and REST polls and record every raw frame, REST body, "
+        "instrument body and connection change (zstd JSON lines, one file per UTC hour, at most record.max_bytes). "
+        "It can run beside `streamer run` on the same config: the rules run and alerts print on stdout, but no "
+        "webhook/Alertmanager/chat sink, no HTTP unless --http, and state in <state_dir>/record. SIGTERM or "
+        "Ctrl-C close the last file cleanly.",
+        epilog="example:\n  streamer record --config config/streamer.example.yaml --dir /var/lib/streamer/rec",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    record.add_argument("--config", metavar="FILE", help="YAML settings (default: built-in defaults)")
+    record.add_argument("--dir", metavar="DIR", help="where the files go (default: record.dir of the config)")
+    record.add_argument("--http", metavar="HOST:PORT", help="serve /metrics etc. here (default: off)")
+    record.set_defaults(func=cmd_record)
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay recordings through the adapters and alert rules; print the alerts",
+        description="Feed recordings (streamer record / demo --record files, or tardis.dev raw data files) through "
+        "the same adapters, live state and alert rules as the daemon, on event time, and print the alerts as JSON "
+        "lines, exactly as the daemon's stdout sink does. A summary goes to stderr. See docs/replay.md.",
+        epilog="examples:\n  streamer replay rec/*                           the recorded run's own rules\n"
+        "  streamer replay rec/* --rules other.yaml         what other thresholds would have raised\n"
+        "  streamer replay --exchange bitmex bitmex_2020-03-12.json.gz   a tardis.dev raw data file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="recording files, replayed in the order given")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--max", action="store_true", help="as fast as possible (the default)")
+    pace.add_argument("--speed", type=float, default=None, metavar="N",
+                      help="pace by recorded receive time, N times faster (1 = real time)")
+    replay.add_argument("--rules", metavar="FILE", help="YAML config whose rules: section to apply instead of "
+                        "the recording's own")
+    replay.add_argument("--format", choices=["json"], default="json", help="alert output: JSON lines (default)")
+    replay.add_argument("--exchange", metavar="ID", help="tardis.dev exchange id of tardis files (default: from "
+                        "the file name): binance-futures, binance-delivery, bybit, okex-swap, okex-futures, "
+                        "okex-options, deribit, bitmex")
+    replay.add_argument("--instruments", action="append", default=[], metavar="FILE",
+                        help="an instrument REST body of --exchange's venue, loaded first (repeatable; tardis "
+                        "files carry none: contract sizes, hence USD values, stay null without it)")
+    replay.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser(
         "sim",

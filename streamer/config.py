@@ -358,6 +358,19 @@ class BusSettings(_Section):
     nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
 
 
+class RecordSettings(_Section):
+    """Recording of raw frames for ``streamer replay`` (``streamer.record``).
+
+    ``dir``: where the hourly ``streamer-YYYYMMDDTHH.jsonl.zst`` files go; ``max_bytes``: the most the
+    recordings may take there (the oldest files are deleted first); ``rotate``: ``hour`` (one file per UTC hour).
+    """
+
+    enabled: bool = False
+    dir: str = "~/.cache/streamer/recordings"
+    max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 10 * 1024**3
+    rotate: Literal["hour"] = "hour"
+
+
 class Settings(_Section):
     """Everything the daemon reads."""
 
@@ -366,6 +379,7 @@ class Settings(_Section):
     rules: RulesSettings = msgspec.field(default_factory=RulesSettings)
     sinks: SinksSettings = msgspec.field(default_factory=SinksSettings)
     bus: BusSettings = msgspec.field(default_factory=BusSettings)
+    record: RecordSettings = msgspec.field(default_factory=RecordSettings)
     state_dir: str = "~/.cache/streamer"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

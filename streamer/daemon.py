@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -46,6 +47,7 @@ from streamer.exchanges.base import Adapter, FrameError, RestCall, Stream
 from streamer.instruments import InstrumentStore
 from streamer.metrics import make_registry
 from streamer.model import Alert, Event, Liquidation
+from streamer.record import LinkBook, Recorder
 from streamer.transport.rest import RestClient, RestError, VenueLimits
 from streamer.transport.ws import WsSession
 from streamer.web.board import dashboard_state
@@ -298,6 +300,9 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.role = role
+        rec = settings.record
+        self.recorder = Recorder(rec.dir, rec.max_bytes) if rec.enabled else None
+        self.links = LinkBook()  # sessions' connection state, as recorded (liquidation coverage)
         self.bus = bus if bus is not None else bus_from_settings(settings, role)
         self.state = LiveState()
         self.engine = RuleEngine(rules_from_settings(settings.rules))
@@ -414,14 +419,11 @@ class Daemon:
         names = sorted(venues) if isinstance(venues, dict) else [alert.exchange] if alert.exchange else []
         window_ms = max(alert.window_s, 1.0) * 1000
         coverage: dict[str, dict[str, object]] = {}
+        self._sync_links()
         for name in names:
             adapter = self.adapters.get(name)
-            shares = []
-            for plan, session in self.sessions:
-                if plan.exchange != name or not any(s.channel == "liquidations" for s in plan.streams):
-                    continue
-                since = session.stats().connected_since_ms
-                shares.append(0.0 if since is None else min(1.0, max(0.0, (alert.ts - since) / window_ms)))
+            shares = [0.0 if since is None else min(1.0, max(0.0, (alert.ts - since) / window_ms))
+                      for since in self.links.liquidation_since(name)]
             coverage[name] = {"feed": getattr(adapter, "LIQUIDATION_FEED", "unknown"),
                               "socket_up_share": min(shares) if shares else None}
         details["coverage"] = coverage
@@ -439,6 +441,45 @@ class Daemon:
                                      for c in coverage.values())
         return msgspec.structs.replace(alert, details=details)
 
+    def ingest(self, exchange: str, session: str, market: str, frame: str | bytes, recv_ms: int) -> list[Event] | None:
+        """One raw WebSocket frame, live or replayed: recorded, parsed by the venue's adapter, its events
+        published; None when the frame is unreadable (logged, sampled)."""
+        if self.recorder is not None:
+            self.recorder.ws(exchange, session, market, frame, recv_ms)
+        try:
+            events = self.adapters[exchange].parse(frame, recv_ms)
+        except FrameError as exc:
+            if self.frame_error_samples < FRAME_ERROR_SAMPLES:
+                self.frame_error_samples += 1
+                log.warning("%s: unreadable frame skipped (%s): %s; frame starts %r", session, exc.reason,
+                            exc.detail, frame[:200])
+            return None
+        for event in events:
+            self.publish(event)
+        return events
+
+    def ingest_rest(self, exchange: str, call: RestCall, body: bytes, recv_ms: int, *,
+                    seed: bool = False) -> list[Event]:
+        """One REST body, live or replayed: recorded, parsed, published (``seed``: seeds open-interest history
+        instead). Raises FrameError on an unreadable body."""
+        if self.recorder is not None:
+            self.recorder.rest(exchange, call.market, call.endpoint, call.params, body, recv_ms, seed=seed)
+        events = self.adapters[exchange].parse_rest(call.endpoint, body, recv_ms, call.params)
+        if seed:
+            self.state.seed_open_interest(events)
+            return events
+        for event in events:
+            self.publish(event)
+        return events
+
+    def _sync_links(self) -> None:
+        """Bring ``links`` up to date with the sessions, recording each change (a ``link`` marker)."""
+        for plan, session in self.sessions:
+            liq = any(s.channel == "liquidations" for s in plan.streams)
+            since = session.stats().connected_since_ms
+            if self.links.update(plan.name, plan.exchange, liq, since) and self.recorder is not None:
+                self.recorder.link(plan.exchange, plan.name, plan.market, liq, since)
+
     def publish(self, event: Event) -> None:
         """Put one market event on the bus (liquidations once per natural key)."""
         if isinstance(event, Liquidation) and not self.dedupe.first_time(event):
@@ -450,7 +491,7 @@ class Daemon:
         keys = plan.keys
         all_keys = {ch: key for (ch, sym), key in keys.items() if sym is None}
         key_set = set(keys.values())
-        publish = self.publish
+        ingest = self.ingest
         cadences = {**DEFAULT_CADENCE_S, **getattr(adapter, "CADENCE_S", {})}
 
         replies = getattr(adapter, "replies", None)  # frames the venue wants answered (Deribit test_request)
@@ -460,13 +501,8 @@ class Daemon:
             if replies is not None:
                 for reply in replies(frame):
                     session.send(reply)
-            try:
-                events = adapter.parse(frame, recv_ms)
-            except FrameError as exc:
-                if self.frame_error_samples < FRAME_ERROR_SAMPLES:
-                    self.frame_error_samples += 1
-                    log.warning("%s: unreadable frame skipped (%s): %s; frame starts %r", plan.name, exc.reason,
-                                exc.detail, frame[:200])
+            events = ingest(plan.exchange, plan.name, plan.market, frame, recv_ms)
+            if events is None:
                 return
             # Which stream the frame came on: the adapter's own stream key where it keeps one (OKX),
             # else its channel, venue-wide or for the frame's symbol.
@@ -483,8 +519,10 @@ class Daemon:
                         key = keys.get((channel, symbol))
             if key is not None:
                 session.touch(key, recv_ms)
-            for event in events:
-                publish(event)
+
+        def subscribe() -> list[Any]:
+            self._sync_links()  # just connected: the link marker precedes the connection's frames
+            return [*(on_connect() if on_connect is not None else ()), *adapter.subscribe(plan.streams)]
 
         kwargs: dict[str, Any] = {}
         if self._ws_backoff is not None:
@@ -493,7 +531,7 @@ class Daemon:
             name=plan.name,
             url=plan.url,
             on_frame=on_frame,
-            subscribe=lambda: [*(on_connect() if on_connect is not None else ()), *adapter.subscribe(plan.streams)],
+            subscribe=subscribe,
             ping_payload=hb.ping_payload,
             ping_interval_s=hb.ping_interval_s,
             ws_ping_interval_s=hb.ws_ping_interval_s,
@@ -514,17 +552,13 @@ class Daemon:
 
     async def fetch_and_publish(self, exchange: str, call: RestCall) -> list[Event]:
         """Fetch, parse with the adapter, publish; errors are logged and counted, never raised."""
-        adapter = self.adapters[exchange]
         try:
             body, recv_ms = await self.fetch(exchange, call)
-            events = adapter.parse_rest(call.endpoint, body, recv_ms, call.params)
+            return self.ingest_rest(exchange, call, body, recv_ms)
         except (RestError, FrameError, OSError, TimeoutError) as exc:
             self.rest_errors += 1
             log.warning("%s %s %s: %s", exchange, call.endpoint, call.params, exc)
             return []
-        for event in events:
-            self.publish(event)
-        return events
 
     # ------------------------------------------------------------------ tasks
 
@@ -536,7 +570,10 @@ class Daemon:
             return body
 
         calls = list(adapter.rest_instruments())
-        report = await self.store.load(adapter, calls, fetch_body)
+        recorder = self.recorder
+        on_body = (None if recorder is None else
+                   lambda call, body: recorder.instruments(venue.name, call.market, call.endpoint, call.params, body))
+        report = await self.store.load(adapter, calls, fetch_body, on_body)
         log.info("%s instruments: %d known (fetched %s, from cache %s, failed %s)", venue.name,
                  report.instruments, report.fetched, list(report.from_cache), list(report.failed))
 
@@ -564,12 +601,10 @@ class Daemon:
     async def _seed_oi_history(self, venue: VenueWiring, call: RestCall) -> None:
         try:
             body, recv_ms = await self.fetch(venue.name, call)
-            events = venue.adapter.parse_rest(call.endpoint, body, recv_ms, call.params)
+            self.ingest_rest(venue.name, call, body, recv_ms, seed=True)
         except (RestError, FrameError, OSError, TimeoutError) as exc:
             log.info("%s %s: no open-interest history (%s); changes fill in as the process runs", venue.name,
                      call.params, exc)
-            return
-        self.state.seed_open_interest(events)
 
     async def _rest_poll(self, venue: VenueWiring) -> None:
         """Calls the adapter wants polled all the time (``rest_poll``: OKX option marks, OI, volume)."""
@@ -613,6 +648,7 @@ class Daemon:
                     if not first:
                         self.cover_polls[venue.name] = self.cover_polls.get(venue.name, 0) + 1
             first = False
+            self._sync_links()  # closed connections reach the recording within seconds
             await asyncio.sleep(COVER_CHECK_S)
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -633,10 +669,14 @@ class Daemon:
         http = aiohttp.ClientSession() if self._sink_consumers else None
         delivery_tasks = [asyncio.create_task(self._make_sink(name, spec, http).run(consumer), name=f"sink:{name}")
                           for name, spec, consumer in self._sink_consumers if http is not None]
+        if self.recorder is not None:
+            self.recorder.start()
+            self.recorder.start_marker(msgspec.to_builtins(self.settings.rules), sorted(self.venues))
         try:
             for venue in self.venues.values():
                 await self.load_instruments(venue)
             self.plan()
+            self._sync_links()
             async with asyncio.TaskGroup() as tg:
                 for plan, session in self.sessions:
                     tg.create_task(session.run(), name=f"ws:{plan.name}")
@@ -679,6 +719,8 @@ class Daemon:
                 self.outbox.close()
             await self.rest.close()
             await self.api.stop()
+            if self.recorder is not None:
+                await asyncio.to_thread(self.recorder.close)
         return 0
 
     def _make_sink(self, name: str, spec: Any, http: aiohttp.ClientSession) -> Any:
@@ -745,7 +787,8 @@ class Daemon:
         """The stats snapshot the Prometheus collector reads (schema in ``streamer.metrics``)."""
         sessions = []
         for name, s in self.sessions_snapshot().items():
-            sessions.append({**s, "session": name, "streams": {k: v["age_s"] for k, v in s["streams"].items()}})
+            sessions.append({**s, "session": name, "streams": {k: v["age_s"] for k, v in s["streams"].items()},
+                             "stream_cadences": {k: v["cadence_s"] for k, v in s["streams"].items()}})
         adapters = [{"exchange": name, **a.stats.as_dict()} for name, a in self.adapters.items()]
         rest = [
             {"exchange": venue, "requests": v.requests, "retries": v.retries, "cache_hits": v.cache_hits,
@@ -762,6 +805,7 @@ class Daemon:
             "sinks": {"stdout": self.sink.stats(), **{n: k.stats() for n, k in self.delivery_sinks.items()}},
             "market": self.state.market_gauges(self._gauge_symbols()),
             "ready": ready,
+            **({"recorder": dataclasses.asdict(self.recorder.stats)} if self.recorder is not None else {}),
         }
 
     def _gauge_symbols(self) -> set[tuple[str, str]]:

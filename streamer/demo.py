@@ -15,6 +15,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+import msgspec
+
 from streamer.alerts.webhook import decode_secret
 from streamer.config import (
     BinanceSettings,
@@ -26,6 +28,7 @@ from streamer.config import (
     HttpSettings,
     LargeLiquidationSettings,
     OkxSettings,
+    RecordSettings,
     RulesSettings,
     Settings,
     SinksSettings,
@@ -146,8 +149,10 @@ async def _progress(daemon: Daemon, started: float, every_s: float = 10.0) -> No
 
 
 async def run_demo(duration_s: float = 60.0, http: str = "127.0.0.1:9464", scenario: str = "demo",
-                   seed: int = 7, webhook: str | None = None) -> int:
-    """Run the simulator and the daemon for ``duration_s`` seconds (or until a signal); exit status."""
+                   seed: int = 7, webhook: str | None = None, record: str | None = None) -> int:
+    """Run the simulator and the daemon for ``duration_s`` seconds (or until a signal); exit status.
+
+    ``record``: a directory to record the run's raw frames in, for ``streamer replay``."""
     host, port = parse_hostport(http)
     webhooks = [demo_webhook(webhook)] if webhook else []
     if duration_s <= 0:
@@ -162,6 +167,9 @@ async def run_demo(duration_s: float = 60.0, http: str = "127.0.0.1:9464", scena
             _err(f"demo: simulator on {sim.urls['binance_um_rest'].rsplit('/', 2)[0]} "
                  f"(scenario {scenario!r}, seed {seed}); running {duration_s:g} s; alerts follow on stdout")
             settings = demo_settings(sim.urls, host, port, state_dir, webhooks)
+            if record:
+                settings = msgspec.structs.replace(settings, record=RecordSettings(enabled=True, dir=record))
+                _err(f"demo: recording raw frames in {record} (replay: streamer replay {record}/*)")
             if webhooks:
                 _err(f"demo: alerts also go to {webhook} (signed, via the outbox in {state_dir})")
             daemon = Daemon(settings)

@@ -67,8 +67,11 @@ class InstrumentStore:
         tmp.write_bytes(body)
         os.replace(tmp, path)
 
-    async def load(self, adapter: Adapter, calls: Sequence[RestCall], fetch: Fetch) -> LoadReport:
-        """Fetch every call's body and load it into the adapter; fall back to the cache per body."""
+    async def load(self, adapter: Adapter, calls: Sequence[RestCall], fetch: Fetch,
+                   on_body: Callable[[RestCall, bytes], None] | None = None) -> LoadReport:
+        """Fetch every call's body and load it into the adapter; fall back to the cache per body.
+
+        ``on_body(call, body)`` sees every body just before the adapter loads it (the recorder)."""
         report = LoadReport()
         self.loads += 1
         next_page = getattr(adapter, "next_instruments_call", None)
@@ -83,6 +86,8 @@ class InstrumentStore:
             body: bytes | None = None
             try:
                 body = await fetch(call)
+                if on_body is not None:
+                    on_body(call, body)
                 adapter.load_instruments(body, market=call.market)
             except Exception as exc:  # noqa: BLE001 - any failure (HTTP, timeout, bad body) falls back to the cache
                 body = None
@@ -90,6 +95,8 @@ class InstrumentStore:
                 if path.exists():
                     try:
                         body = path.read_bytes()
+                        if on_body is not None:
+                            on_body(call, body)
                         adapter.load_instruments(body, market=call.market)
                     except FrameError as cache_exc:
                         report.failed[label] = f"{reason}; cache unreadable: {cache_exc}"

@@ -9,7 +9,7 @@ from the rest of ``streamer``.
 Snapshot schema (every key optional)::
 
     sessions: [{exchange, session, url, state, connects, reconnects, frames, bytes, stalls,
-                last_frame_age_s, streams: {stream: age_s | None}}]
+                last_frame_age_s, streams: {stream: age_s | None}, stream_cadences: {stream: cadence_s | None}}]
     adapters: [{exchange, frames, events, control, ignored, errors: {reason: n}, unmapped: {reason: n}}]
     rest:     [{exchange, requests, retries, cache_hits, rate_limited, errors: {status: n}}]
     bus:      {published, by_type: {type: n}, consumers: {name: {depth, maxsize, dropped}},
@@ -19,6 +19,7 @@ Snapshot schema (every key optional)::
     sinks:    {sink: {written, errors, outbox_depth?, oldest_undelivered_age_s?}}
     market:   {funding_rate_8h: [(exchange, symbol, value)], open_interest_usd: [...],
                mark_price: [...], liquidations_usd: [(exchange, symbol, side, window_s, value)]}
+    recorder: {records, dropped, bytes, files_deleted, errors}   (only while recording)
     ready: bool
 """
 
@@ -78,6 +79,8 @@ class StreamerCollector(Collector):
         yield from self._alerts(snap.get("alerts", {}))
         yield from self._sinks(snap.get("sinks", {}))
         yield from self._market(snap.get("market", {}))
+        if "recorder" in snap:
+            yield from self._recorder(snap["recorder"])
         ready = _gauge("ready", "1 once every configured stream has delivered data", [])
         ready.add_metric([], 1.0 if snap.get("ready") else 0.0)
         yield ready
@@ -96,6 +99,9 @@ class StreamerCollector(Collector):
         age = _gauge("ws_last_frame_age_seconds", "Seconds since the session's last frame", labels)
         stream_age = _gauge("stream_last_frame_age_seconds", "Seconds since the last frame of one stream",
                             [*labels, "stream"])
+        cadence = _gauge("stream_cadence_seconds",
+                         "Expected longest gap between frames of one stream (streams that may stay silent: absent)",
+                         [*labels, "stream"])
         for s in sessions:
             lv = [str(s.get("exchange", "")), str(s.get("session", ""))]
             cur = s.get("state", "")
@@ -112,7 +118,10 @@ class StreamerCollector(Collector):
             for stream, stream_age_s in (s.get("streams") or {}).items():
                 if stream_age_s is not None:
                     stream_age.add_metric([*lv, stream], float(stream_age_s))
-        yield from (state, up, connects, reconnects, frames, nbytes, stalls, age, stream_age)
+            for stream, cadence_s in (s.get("stream_cadences") or {}).items():
+                if cadence_s is not None:
+                    cadence.add_metric([*lv, stream], float(cadence_s))
+        yield from (state, up, connects, reconnects, frames, nbytes, stalls, age, stream_age, cadence)
 
     @staticmethod
     def _adapters(adapters: list[Mapping[str, Any]]) -> Iterator[CounterMetricFamily]:
@@ -195,6 +204,20 @@ class StreamerCollector(Collector):
                 oldest = st.get("oldest_undelivered_age_s")
                 age.add_metric([name], float(oldest) if oldest is not None else 0.0)
         yield from (written, errors, depth, age)
+
+    @staticmethod
+    def _recorder(st: Mapping[str, Any]) -> Iterator[CounterMetricFamily]:
+        specs = (
+            ("records", "recorder_records", "Records written by the recorder"),
+            ("dropped", "recorder_dropped", "Records dropped: the writer was behind (queue full) or closed"),
+            ("bytes", "recorder_written_bytes", "Compressed bytes written by the recorder"),
+            ("files_deleted", "recorder_files_deleted", "Oldest recording files deleted to stay within max_bytes"),
+            ("errors", "recorder_errors", "Recorder disk errors (that batch lost, recording goes on)"),
+        )
+        for key, name, doc in specs:
+            family = _counter(name, doc, [])
+            family.add_metric([], float(st.get(key, 0)))
+            yield family
 
     @staticmethod
     def _market(market: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

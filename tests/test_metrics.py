@@ -57,3 +57,14 @@ def test_session_stats_become_labelled_series():
 
 def test_empty_snapshot_scrapes_without_error():
     assert "streamer_ready 0.0" in scrape({})
+
+
+def test_stream_cadence_is_exported_for_streams_that_have_one():
+    snapshot = {"sessions": [{**SNAPSHOT["sessions"][0],
+                              "stream_cadences": {"!markPrice@arr@1s": 1.0, "!forceOrder@arr": None}}]}
+    text = scrape(snapshot)
+    assert ('streamer_stream_cadence_seconds{exchange="binance",session="binance-um-0",'
+            'stream="!markPrice@arr@1s"} 1.0') in text
+    # a stream that may stay silent (liquidations) has no cadence sample, so no staleness rule can match it
+    assert "streamer_stream_cadence_seconds{" + 'exchange="binance",session="binance-um-0",stream="!forceOrder@arr"' \
+        not in text
