@@ -69,7 +69,7 @@ async def _callbacks(state_dir: str) -> tuple[Any, dict[int, Any]]:
             continue
         if plan.exchange == "bybit" and plan.market != "linear":
             continue
-        by_slot.setdefault(slot, session._on_frame)  # noqa: SLF001 - the daemon's own callback, as wired
+        by_slot.setdefault(slot, session._on_frame)
     missing = [VENUES[s] for s in range(len(VENUES)) if s not in by_slot]
     if missing:
         raise RuntimeError(f"bench.hotpath: no WebSocket session planned for {missing}")
