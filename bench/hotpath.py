@@ -107,7 +107,7 @@ def callback_cost(n: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- ws receive path
 
 
-async def _serve(conn: Connection, n: int) -> None:
+async def _serve(conn: Connection, n: int, rate: float) -> None:
     from aiohttp import WSMsgType, web
 
     fs = make_frames(n, 1_760_003_600_000)
@@ -117,8 +117,19 @@ async def _serve(conn: Connection, n: int) -> None:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=False)
         await ws.prepare(request)
         send = ws.send_frame
-        for frame in fs.frames:
-            await send(frame, WSMsgType.TEXT)
+        if rate:  # paced as the latency feeder paces: every ~1 ms tick sends every frame due by then
+            clock = time.perf_counter
+            t0 = clock()
+            i = 0
+            while i < n:
+                due = min(n, int((clock() - t0) * rate) + 1)
+                while i < due:
+                    await send(fs.frames[i], WSMsgType.TEXT)
+                    i += 1
+                await asyncio.sleep(0.001)
+        else:
+            for frame in fs.frames:
+                await send(frame, WSMsgType.TEXT)
         async for _msg in ws:  # until the client closes
             pass
         done.set()
@@ -138,8 +149,8 @@ async def _serve(conn: Connection, n: int) -> None:
         await runner.cleanup()
 
 
-def _server_main(conn: Connection, n: int) -> None:
-    asyncio.run(_serve(conn, n))
+def _server_main(conn: Connection, n: int, rate: float) -> None:
+    asyncio.run(_serve(conn, n, rate))
 
 
 async def _receive(port: int, n: int) -> float:
@@ -172,11 +183,12 @@ async def _receive(port: int, n: int) -> float:
             pass
 
 
-def ws_cost(n: int) -> dict[str, Any]:
-    """Receive ``n`` frames of the latency mix through ``WsSession`` from a child-process server."""
+def ws_cost(n: int, rate: float = 0.0) -> dict[str, Any]:
+    """Receive ``n`` frames of the latency mix through ``WsSession`` from a child-process server, as fast as it
+    can send (``rate`` 0) or paced at ``rate`` frames/s in ~1 ms ticks."""
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
-    server = ctx.Process(target=_server_main, args=(there, n), name="hotpath-server", daemon=True)
+    server = ctx.Process(target=_server_main, args=(there, n, rate), name="hotpath-server", daemon=True)
     server.start()
     try:
         if not here.poll(60):
@@ -195,12 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.splitlines()[0])
     p.add_argument("part", nargs="?", default="both", choices=("callback", "ws", "both"))
     p.add_argument("--frames", type=int, default=100_000)
+    p.add_argument("--rate", type=float, default=0.0, help="ws: pace the server at this many frames/s (0: flat out)")
     args = p.parse_args(argv)
     parts = ("callback", "ws") if args.part == "both" else (args.part,)
     total_us = 0.0
     for part in parts:
         t = time.perf_counter()
-        r = callback_cost(args.frames) if part == "callback" else ws_cost(args.frames)
+        r = callback_cost(args.frames) if part == "callback" else ws_cost(args.frames, args.rate)
         us = r["cpu_s"] / r["frames"] * 1e6
         total_us += us
         extra = (f"; {r['events_published']:,} events, {r['alerts']} alert lines" if part == "callback" else "")

@@ -379,6 +379,8 @@ class LiquidationCascadeRule(_Episodes):
         if value is None:
             return []  # cannot raise the notional
         notional = sides.current(now)
+        if notional < self.config.min_usd:
+            return []  # below the floor, so below T(t) = max(floor, multiple × B(t)) too
         threshold, base = self.threshold(event.symbol, event.side, now)
         if notional < threshold:
             return []
@@ -1398,8 +1400,10 @@ class FundingDivergenceRule(_Episodes):
         prev = venues.get(key)
         if prev is None or event.ts >= prev.ts:
             venues[key] = event
-        value, legs, spread = self._spread(base, now)
         episode = self._open.get(base)
+        if episode is None and all(exchange == event.exchange for exchange, _ in venues):
+            return []  # one venue quotes this base: no spread (funding_spread is None), nothing to fire
+        value, legs, spread = self._spread(base, now)
         if episode is not None:
             if value < self._resolve:
                 return [self._resolved(base, episode, value, legs, now)]
