@@ -476,8 +476,11 @@ class PriceState:
             self._merge(event, (("mark", event.mark_price), ("index", event.index_price)))
 
     def _merge(self, event: Ticker | Funding, values: tuple[tuple[str, float | None], ...]) -> None:
-        if all(v is None for _, v in values):
-            return
+        for _, v in values:
+            if v is not None:
+                break
+        else:
+            return  # no price in it
         if event.symbol is None:
             self.no_symbol += 1
             return

@@ -447,15 +447,16 @@ class SampleHistory:
         """Add a sample; False when thinning kept an earlier sample of the same bucket instead."""
         if len(values) != self.width:
             raise ValueError(f"expected {self.width} values, got {len(values)}")
-        row = [_NAN if v is None else float(v) for v in values]
         res = self.resolution_ms
         tss = self._ts
-        if not len(self) or ts > tss[-1]:
-            if len(self) and tss[-1] // res == ts // res:
-                return False  # same bucket as the newest sample, which is earlier
+        empty = len(tss) == self._head
+        if empty or ts > tss[-1]:
+            if not empty and tss[-1] // res == ts // res:
+                return False  # same bucket as the newest sample, which is earlier (the common case: no row built)
             tss.append(ts)
-            self._vals.extend(row)
+            self._vals.extend([_NAN if v is None else float(v) for v in values])
         else:
+            row = [_NAN if v is None else float(v) for v in values]
             pos = bisect_right(tss, ts, self._head)
             if pos > self._head and tss[pos - 1] // res == ts // res:
                 return False  # an earlier (or equal) sample of this bucket is kept
