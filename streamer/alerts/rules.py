@@ -1401,8 +1401,13 @@ class FundingDivergenceRule(_Episodes):
         if prev is None or event.ts >= prev.ts:
             venues[key] = event
         episode = self._open.get(base)
-        if episode is None and all(exchange == event.exchange for exchange, _ in venues):
-            return []  # one venue quotes this base: no spread (funding_spread is None), nothing to fire
+        if episode is None:
+            if all(exchange == event.exchange for exchange, _ in venues):
+                return []  # one venue quotes this base: no spread (funding_spread is None), nothing to fire
+            # One leg per venue, so the widest pair is max − min: below the threshold, nothing fires.
+            rates = [leg.rate_8h for leg in self.legs(base, now)]
+            if len(rates) < 2 or max(rates) - min(rates) < self._threshold:  # type: ignore[operator]
+                return []
         value, legs, spread = self._spread(base, now)
         if episode is not None:
             if value < self._resolve:
