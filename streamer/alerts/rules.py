@@ -1616,9 +1616,14 @@ class RuleEngine:
             return []
         live = state if state is not None else self.state
         self._events += 1
-        if self.now_ms is None or event.ts > self.now_ms:
-            self.now_ms = event.ts
-        self._clock.observe(event.ts)
+        ts = event.ts
+        if self.now_ms is None or ts > self.now_ms:
+            self.now_ms = ts
+        clock = self._clock  # _Clock.observe, inlined (once per event)
+        if clock.origin is None:
+            clock.origin = ts
+        if clock.now is None or ts > clock.now:
+            clock.now = ts
         rules = self._routes.get(type(event))
         if rules is None:
             rules = self._routes[type(event)] = self._route(type(event))
