@@ -33,6 +33,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import msgspec
+
 from bench.latency import BINANCE, BYBIT, OKX, VENUES, daemon_settings, make_frames
 
 __all__ = ["callback_cost", "main", "ws_cost"]
@@ -43,8 +45,9 @@ def _cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-async def _callbacks(state_dir: str) -> tuple[Any, dict[int, Any]]:
-    """A daemon built as the latency section builds it, instruments loaded; its on_frame per venue slot."""
+async def _callbacks(state_dir: str, rules: Any = None) -> tuple[Any, dict[int, Any]]:
+    """A daemon built as the latency section builds it (``rules``: other ``RulesSettings``), instruments loaded;
+    its on_frame per venue slot."""
     from streamer.daemon import Daemon
     from streamer.sim import SimServer
 
@@ -55,7 +58,10 @@ async def _callbacks(state_dir: str) -> tuple[Any, dict[int, Any]]:
         urls = dict(sim.urls)
         for key in ("bench_binance_um_ws", "bench_binance_cm_ws", "bench_bybit_linear_ws", "bench_okx_ws"):
             urls[key] = "ws://127.0.0.1:9/unused"
-        daemon = Daemon(daemon_settings(urls, state_dir), out=_NullOut())
+        settings = daemon_settings(urls, state_dir)
+        if rules is not None:
+            settings = msgspec.structs.replace(settings, rules=rules)
+        daemon = Daemon(settings, out=_NullOut())
         for venue in daemon.venues.values():
             await daemon.load_instruments(venue)
     finally:
