@@ -113,14 +113,14 @@ def callback_cost(n: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- ws receive path
 
 
-async def _serve(conn: Connection, n: int, rate: float) -> None:
+async def _serve(conn: Connection, n: int, rate: float, deflate: bool) -> None:
     from aiohttp import WSMsgType, web
 
     fs = make_frames(n, 1_760_003_600_000)
     done = asyncio.Event()
 
     async def serve(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=False)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=deflate)
         await ws.prepare(request)
         send = ws.send_frame
         if rate:  # paced as the latency feeder paces: every ~1 ms tick sends every frame due by then
@@ -155,8 +155,8 @@ async def _serve(conn: Connection, n: int, rate: float) -> None:
         await runner.cleanup()
 
 
-def _server_main(conn: Connection, n: int, rate: float) -> None:
-    asyncio.run(_serve(conn, n, rate))
+def _server_main(conn: Connection, n: int, rate: float, deflate: bool) -> None:
+    asyncio.run(_serve(conn, n, rate, deflate))
 
 
 async def _receive(port: int, n: int) -> float:
@@ -189,12 +189,13 @@ async def _receive(port: int, n: int) -> float:
             pass
 
 
-def ws_cost(n: int, rate: float = 0.0) -> dict[str, Any]:
+def ws_cost(n: int, rate: float = 0.0, deflate: bool = False) -> dict[str, Any]:
     """Receive ``n`` frames of the latency mix through ``WsSession`` from a child-process server, as fast as it
-    can send (``rate`` 0) or paced at ``rate`` frames/s in ~1 ms ticks."""
+    can send (``rate`` 0) or paced at ``rate`` frames/s in ~1 ms ticks; ``deflate``: the server accepts the
+    session's permessage-deflate offer (the latency feeder declines it)."""
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
-    server = ctx.Process(target=_server_main, args=(there, n, rate), name="hotpath-server", daemon=True)
+    server = ctx.Process(target=_server_main, args=(there, n, rate, deflate), name="hotpath-server", daemon=True)
     server.start()
     try:
         if not here.poll(60):
@@ -214,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("part", nargs="?", default="both", choices=("callback", "ws", "both"))
     p.add_argument("--frames", type=int, default=100_000)
     p.add_argument("--rate", type=float, default=0.0, help="ws: pace the server at this many frames/s (0: flat out)")
+    p.add_argument("--deflate", action="store_true", help="ws: the server accepts permessage-deflate")
     args = p.parse_args(argv)
     parts = ("callback", "ws") if args.part == "both" else (args.part,)
     total_us = 0.0
     for part in parts:
         t = time.perf_counter()
-        r = callback_cost(args.frames) if part == "callback" else ws_cost(args.frames, args.rate)
+        r = callback_cost(args.frames) if part == "callback" else ws_cost(args.frames, args.rate, args.deflate)
         us = r["cpu_s"] / r["frames"] * 1e6
         total_us += us
         extra = (f"; {r['events_published']:,} events, {r['alerts']} alert lines" if part == "callback" else "")
