@@ -75,7 +75,7 @@ async def _callbacks(state_dir: str, rules: Any = None) -> tuple[Any, dict[int, 
             continue
         if plan.exchange == "bybit" and plan.market != "linear":
             continue
-        by_slot.setdefault(slot, session._on_frame)
+        by_slot.setdefault(slot, session._on_frame)  # the callback the daemon wired, as the session calls it
     missing = [VENUES[s] for s in range(len(VENUES)) if s not in by_slot]
     if missing:
         raise RuntimeError(f"bench.hotpath: no WebSocket session planned for {missing}")
