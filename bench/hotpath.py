@@ -64,6 +64,7 @@ async def _callbacks(state_dir: str, rules: Any = None) -> tuple[Any, dict[int, 
         daemon = Daemon(settings, out=_NullOut())
         for venue in daemon.venues.values():
             await daemon.load_instruments(venue)
+        await daemon.rest.close()  # REST was for the instrument lists only
     finally:
         await sim.stop()
     daemon.plan()
