@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import io
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -67,11 +68,21 @@ def _loaded_adapter(kind: Kind) -> Adapter:
     return adapter
 
 
+_STATE_DIRS: list[tempfile.TemporaryDirectory[str]] = []
+
+
 def _new_daemon() -> Any:
+    """A daemon with default settings but its own empty state dir: the default (``~/.cache/streamer``) would
+    persist open alert episodes between passes (and runs), and a restored episode makes every event pass
+    through the episode journal."""
     from streamer.config import Settings
     from streamer.daemon import Daemon
 
-    return Daemon(Settings(), out=io.BytesIO())
+    while _STATE_DIRS:  # the previous pass's daemon is done with its directory
+        _STATE_DIRS.pop().cleanup()
+    state = tempfile.TemporaryDirectory(prefix="streamer-bench-")
+    _STATE_DIRS.append(state)
+    return Daemon(Settings(state_dir=state.name), out=io.BytesIO())
 
 
 def _time_loads(loads: Callable[[bytes], Any], frames: Sequence[bytes]) -> int:

@@ -476,8 +476,11 @@ class PriceState:
             self._merge(event, (("mark", event.mark_price), ("index", event.index_price)))
 
     def _merge(self, event: Ticker | Funding, values: tuple[tuple[str, float | None], ...]) -> None:
-        if all(v is None for _, v in values):
-            return
+        for _, v in values:
+            if v is not None:
+                break
+        else:
+            return  # no price in it
         if event.symbol is None:
             self.no_symbol += 1
             return
@@ -565,6 +568,7 @@ class LiveState:
         self._options_pruned_h = 0
         self.now_ms: int | None = None
         self._by_type: dict[str, int] = {}
+        self._tags: dict[type, str] = {}  # event class -> its type tag
         self._unified: dict[tuple[str, str], str] = {}  # (exchange, raw_symbol) -> symbol
 
     def on_event(self, event: Event) -> None:
@@ -594,7 +598,10 @@ class LiveState:
                     c.prune(event.ts)
         else:
             return  # alerts
-        kind = str(type(event).__struct_config__.tag)
+        cls = type(event)
+        kind = self._tags.get(cls)
+        if kind is None:
+            kind = self._tags[cls] = str(cls.__struct_config__.tag)
         self._by_type[kind] = self._by_type.get(kind, 0) + 1
         if self.now_ms is None or event.ts > self.now_ms:
             self.now_ms = event.ts

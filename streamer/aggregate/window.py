@@ -194,7 +194,7 @@ class MultiSumWindow:
         bucket_ms: bucket length (default 1 s).
     """
 
-    __slots__ = ("_count", "_dqs", "_index", "_missing", "_n", "_now", "_sum", "bucket_ms", "late_accepted",
+    __slots__ = ("_count", "_dqs", "_index", "_k", "_missing", "_n", "_now", "_sum", "bucket_ms", "late_accepted",
                  "late_dropped", "spans_ms")
 
     def __init__(self, spans_ms: Sequence[int], bucket_ms: int = 1000) -> None:
@@ -211,6 +211,7 @@ class MultiSumWindow:
         self._count = [0] * len(spans)
         self._missing = [0] * len(spans)
         self._now: int | None = None
+        self._k: int | None = None  # bucket index of the horizon: evictions only happen when it moves
         self.late_accepted = 0
         self.late_dropped = 0
 
@@ -229,6 +230,9 @@ class MultiSumWindow:
             return
         self._now = now_ms
         k = now_ms // self.bucket_ms
+        if k == self._k:
+            return  # same bucket as the last move: every span's cutoff is unchanged, nothing more leaves
+        self._k = k
         for j, n in enumerate(self._n):
             dq = self._dqs[j]
             if dq and dq[0][0] <= k - n:
@@ -447,15 +451,16 @@ class SampleHistory:
         """Add a sample; False when thinning kept an earlier sample of the same bucket instead."""
         if len(values) != self.width:
             raise ValueError(f"expected {self.width} values, got {len(values)}")
-        row = [_NAN if v is None else float(v) for v in values]
         res = self.resolution_ms
         tss = self._ts
-        if not len(self) or ts > tss[-1]:
-            if len(self) and tss[-1] // res == ts // res:
-                return False  # same bucket as the newest sample, which is earlier
+        empty = len(tss) == self._head
+        if empty or ts > tss[-1]:
+            if not empty and tss[-1] // res == ts // res:
+                return False  # same bucket as the newest sample, which is earlier (the common case: no row built)
             tss.append(ts)
-            self._vals.extend(row)
+            self._vals.extend([_NAN if v is None else float(v) for v in values])
         else:
+            row = [_NAN if v is None else float(v) for v in values]
             pos = bisect_right(tss, ts, self._head)
             if pos > self._head and tss[pos - 1] // res == ts // res:
                 return False  # an earlier (or equal) sample of this bucket is kept

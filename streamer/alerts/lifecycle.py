@@ -99,6 +99,8 @@ class EpisodeJournal:
         """The alerts to publish for the engine's ``alerts`` at event time ``now_ms``, in order."""
         out: list[Alert] = []
         changed = False
+        before = len(self._active)
+        added: list[str] = []  # ids of episodes opened in this call
         for alert in alerts:
             if alert.status == "firing":
                 restored = self._restored.pop(episode_key(alert), None)
@@ -107,6 +109,7 @@ class EpisodeJournal:
                     self.continued += 1
                     continue  # the receivers already have this episode's firing alert
                 self._active[alert.id] = alert
+                added.append(alert.id)
                 changed = True
                 out.append(alert)
             else:
@@ -118,7 +121,9 @@ class EpisodeJournal:
                 out.append(alert)
         if now_ms is not None:
             out.extend(self._expire(now_ms))
-        if changed:
+        if changed and not (len(self._active) == before and not any(i in self._active for i in added)):
+            # skipped only when every episode opened here also closed here (a large liquidation's firing and
+            # resolved come together) and none closed before: the file would be rewritten byte for byte
             self._save()
         return out
 

@@ -295,6 +295,7 @@ class LiquidationCascadeRule(_Episodes):
     """
 
     name = CASCADE
+    events: tuple[type, ...] = (Liquidation,)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: LiquidationCascadeConfig | None = None) -> None:
         self.config = cfg = config or LiquidationCascadeConfig()
@@ -378,6 +379,8 @@ class LiquidationCascadeRule(_Episodes):
         if value is None:
             return []  # cannot raise the notional
         notional = sides.current(now)
+        if notional < self.config.min_usd:
+            return []  # below the floor, so below T(t) = max(floor, multiple × B(t)) too
         threshold, base = self.threshold(event.symbol, event.side, now)
         if notional < threshold:
             return []
@@ -545,6 +548,7 @@ class ExtremeFundingRule(_Episodes):
     """
 
     name = EXTREME_FUNDING
+    events: tuple[type, ...] = (Funding,)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: ExtremeFundingConfig | None = None) -> None:
         self.config = cfg = config or ExtremeFundingConfig()
@@ -697,6 +701,7 @@ class LargeLiquidationRule:
     """
 
     name = LARGE_LIQUIDATION
+    events: tuple[type, ...] = (Liquidation,)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: LargeLiquidationConfig | None = None) -> None:
         self.config = config or LargeLiquidationConfig()
@@ -835,6 +840,7 @@ class OiChangeRule(_Episodes):
     """
 
     name = OI_CHANGE
+    events: tuple[type, ...] = (OpenInterest, Ticker)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: OiChangeConfig | None = None) -> None:
         self.config = cfg = config or OiChangeConfig()
@@ -1073,6 +1079,7 @@ class IvExtremeRule(_Episodes):
     """
 
     name = IV_EXTREME
+    events: tuple[type, ...] = (OptionTicker,)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: IvExtremeConfig | None = None) -> None:
         self.config = cfg = config or IvExtremeConfig()
@@ -1338,6 +1345,7 @@ class FundingDivergenceRule(_Episodes):
     """
 
     name = FUNDING_DIVERGENCE
+    events: tuple[type, ...] = (Funding,)  # the only events its on_event reads (engine routing)
 
     def __init__(self, config: FundingDivergenceConfig | None = None) -> None:
         self.config = cfg = config or FundingDivergenceConfig()
@@ -1392,8 +1400,15 @@ class FundingDivergenceRule(_Episodes):
         prev = venues.get(key)
         if prev is None or event.ts >= prev.ts:
             venues[key] = event
-        value, legs, spread = self._spread(base, now)
         episode = self._open.get(base)
+        if episode is None:
+            if all(exchange == event.exchange for exchange, _ in venues):
+                return []  # one venue quotes this base: no spread (funding_spread is None), nothing to fire
+            # One leg per venue, so the widest pair is max − min: below the threshold, nothing fires.
+            rates = [leg.rate_8h for leg in self.legs(base, now)]
+            if len(rates) < 2 or max(rates) - min(rates) < self._threshold:  # type: ignore[operator]
+                return []
+        value, legs, spread = self._spread(base, now)
         if episode is not None:
             if value < self._resolve:
                 return [self._resolved(base, episode, value, legs, now)]
@@ -1555,6 +1570,12 @@ class RuleEngine:
     any stream. Alert events are ignored (the engine's own alerts come back
     through the bus).
 
+    Routing: a rule with an ``events`` attribute (a tuple of event classes) is
+    only handed events of those classes; the others would only have moved its
+    event-time clock, so the engine shares one clock between all of its rules
+    (this module's rules keep it in ``_clock``) and moves it on every market
+    event itself. The alerts are the same as feeding every rule every event.
+
     Args:
         rules: rules in evaluation order (names must be unique).
         state: the live state the rules may read (None: an empty one). Its
@@ -1576,6 +1597,11 @@ class RuleEngine:
             raise ValueError(f"duplicate rule names: {names}")
         self.state = state if state is not None else LiveState()
         self._emit = emit
+        self._clock = _Clock()
+        for rule in self.rules:
+            if isinstance(getattr(rule, "_clock", None), _Clock):
+                rule._clock = self._clock  # type: ignore[attr-defined]
+        self._routes: dict[type, tuple[Rule, ...]] = {}
         self.now_ms: int | None = None
         self._tick_second: int | None = None
         self._events = 0
@@ -1590,10 +1616,19 @@ class RuleEngine:
             return []
         live = state if state is not None else self.state
         self._events += 1
-        if self.now_ms is None or event.ts > self.now_ms:
-            self.now_ms = event.ts
+        ts = event.ts
+        if self.now_ms is None or ts > self.now_ms:
+            self.now_ms = ts
+        clock = self._clock  # _Clock.observe, inlined (once per event)
+        if clock.origin is None:
+            clock.origin = ts
+        if clock.now is None or ts > clock.now:
+            clock.now = ts
+        rules = self._routes.get(type(event))
+        if rules is None:
+            rules = self._routes[type(event)] = self._route(type(event))
         out: list[Alert] = []
-        for rule in self.rules:
+        for rule in rules:
             alerts = rule.on_event(event, live)
             if alerts:
                 out.extend(alerts)
@@ -1608,6 +1643,16 @@ class RuleEngine:
                 if alerts:
                     out.extend(alerts)
         return self._out(out) if out else out
+
+    def _route(self, cls: type) -> tuple[Rule, ...]:
+        """The rules that get events of class ``cls``, in rule order (the class docstring's Routing)."""
+        out = []
+        for rule in self.rules:
+            events = getattr(rule, "events", None)
+            own_clock = getattr(rule, "_clock", self._clock) is not self._clock
+            if events is None or own_clock or issubclass(cls, events):
+                out.append(rule)
+        return tuple(out)
 
     def tick(self, now_ms: int) -> list[Alert]:
         """Re-evaluate open episodes at event time ``max(now_ms, clock)``; returns resolutions."""

@@ -268,24 +268,28 @@ class MemoryBus:
         self._dispatching = True
         try:
             self._dispatch(event)
-            while self._pending:
-                self._dispatch(self._pending.popleft())
+            pending = self._pending
+            while pending:
+                self._dispatch(pending.popleft())
         finally:
             self._dispatching = False
             self._pending.clear()
 
     def _dispatch(self, event: Event) -> None:
-        route = self._routes.get(type(event))
+        cls = type(event)
+        route = self._routes.get(cls)
         if route is None:
             kind = event_type(event)
-            route = self._routes[type(event)] = (kind, tuple(c for c in self._consumer_list if c.wants(kind)))
+            route = self._routes[cls] = (kind, tuple(c for c in self._consumer_list if c.wants(kind)))
         kind, consumers = route
         self._published += 1
-        self._by_type[kind] = self._by_type.get(kind, 0) + 1
+        by_type = self._by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
         for fn in self._handlers:
             fn(event)
-        for cons in consumers:
-            cons.offer(event)
+        if consumers:
+            for cons in consumers:
+                cons.offer(event)
 
     def close(self) -> None:
         """Close every consumer."""

@@ -82,3 +82,29 @@ def test_a_different_key_after_a_restart_is_a_new_episode(tmp_path):
 def test_an_unreadable_journal_starts_empty(tmp_path):
     (tmp_path / FILE_NAME).write_text("{not json")
     assert EpisodeJournal(tmp_path).stats() == {"active": 0, "restored": 0, "continued": 0, "expired": 0}
+
+
+def test_a_firing_resolved_in_the_same_batch_does_not_rewrite_the_journal_but_a_lone_firing_does(tmp_path):
+    from streamer.alerts.rules import LargeLiquidationConfig, LargeLiquidationRule
+    from streamer.model import Liquidation
+
+    def liq(ts: int, usd: float) -> Liquidation:
+        return Liquidation(exchange="binance", symbol="BTC-USDT-PERP", raw_symbol="BTCUSDT", ts=ts, recv_ts=ts,
+                           side="long", price=100_000.0, qty=usd / 100_000.0, value_usd=usd)
+
+    journal = EpisodeJournal(tmp_path)
+    eng = RuleEngine([ExtremeFundingRule(ExtremeFundingConfig(threshold_pct=0.1, cooldown_s=300)),
+                      LargeLiquidationRule(LargeLiquidationConfig(min_usd=1_000_000.0))])
+    (fired,) = journal.process(eng.on_event(funding(T0, 0.002)), eng.now_ms)  # opens an episode: saved
+    path = tmp_path / FILE_NAME
+    inode, content = path.stat().st_ino, path.read_bytes()
+    # a large liquidation fires and resolves at once: the open episodes are unchanged, so is the file
+    pair = journal.process(eng.on_event(liq(T0 + 1000, 2_000_000.0)), eng.now_ms)
+    assert [(a.rule, a.status) for a in pair] == [("large_liquidation", "firing"), ("large_liquidation", "resolved")]
+    assert (path.stat().st_ino, path.read_bytes()) == (inode, content)
+    assert [a["id"] for a in json.loads(content)] == [fired.id]
+    # the funding episode resolving is a change: the file is replaced (atomically: a new inode)
+    (resolved,) = journal.process(eng.on_event(funding(T0 + 2000, 0.0001)), eng.now_ms)
+    assert resolved.status == "resolved"
+    assert path.stat().st_ino != inode
+    assert json.loads(path.read_text()) == []

@@ -527,3 +527,27 @@ def test_cascade_config_rejects_values_that_break_the_definition(kwargs, match):
 
 def test_format_usd_uses_one_human_unit():
     assert [format_usd(v) for v in (7_240_000.0, 850_000.0, 1.25e9, 512.4)] == ["$7.2M", "$850.0K", "$1.2B", "$512"]
+
+
+def test_engine_routes_each_event_class_only_to_the_rules_that_read_it_and_their_clock_still_sees_every_event():
+    calls = Counter()
+
+    class CountingFunding(ExtremeFundingRule):
+        def on_event(self, event, state):
+            calls[type(event).__name__] += 1
+            return super().on_event(event, state)
+
+    rule = CountingFunding(ExtremeFundingConfig(threshold_pct=0.1))
+    engine = RuleEngine([rule, LargeLiquidationRule(LargeLiquidationConfig(min_usd=1e12))])
+    state = engine.state
+    for ev in (liq(T0 + 5 * S, 10_000.0), funding(T0 + 1 * S, 0.002)):  # the funding print arrives late
+        state.on_event(ev)
+        fired = engine.on_event(ev)
+    assert calls == {"Funding": 1}  # the liquidation never reached the funding rule
+    (alert,) = fired
+    # stamped with the clock the liquidation moved, exactly as if the rule had been fed it
+    assert (alert.rule, alert.status, alert.ts, alert.started_at) == (EXTREME_FUNDING, "firing", T0 + 5 * S, T0 + 5 * S)
+    unrouted = ExtremeFundingRule(ExtremeFundingConfig(threshold_pct=0.1))
+    reference = [a for ev in (liq(T0 + 5 * S, 10_000.0), funding(T0 + 1 * S, 0.002))
+                 for a in unrouted.on_event(ev, state)]
+    assert reference == [alert]
