@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -106,6 +107,11 @@ class SessionPlan:
     url: str
     streams: list[Stream]
     keys: dict[tuple[str, str | None], str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def carries_liquidations(self) -> bool:
+        """Whether a liquidation stream is among the session's streams (its uptime is alert coverage)."""
+        return any(s.channel == "liquidations" for s in self.streams)
 
 
 @dataclass
@@ -475,8 +481,8 @@ class Daemon:
     def _sync_links(self) -> None:
         """Bring ``links`` up to date with the sessions, recording each change (a ``link`` marker)."""
         for plan, session in self.sessions:
-            liq = any(s.channel == "liquidations" for s in plan.streams)
-            since = session.stats().connected_since_ms
+            liq = plan.carries_liquidations
+            since = session.connected_since_ms
             if self.links.update(plan.name, plan.exchange, liq, since) and self.recorder is not None:
                 self.recorder.link(plan.exchange, plan.name, plan.market, liq, since)
 

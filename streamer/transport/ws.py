@@ -430,6 +430,13 @@ class WsSession:
         conn.kick.set()
         return True
 
+    @property
+    def connected_since_ms(self) -> int | None:
+        """When the current connection opened, ms since epoch; None when down (``stats()`` without the
+        per-stream snapshot: the daemon reads it on every liquidation alert)."""
+        conn = self._conn
+        return conn.opened_ms if conn is not None else None
+
     def stats(self) -> WsStats:
         """Return a snapshot of the counters and the per-stream liveness."""
         now = time.monotonic()

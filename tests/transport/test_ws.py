@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -482,3 +483,21 @@ async def test_ws_session_long_lived_connection_resets_backoff_without_touches()
             await session.wait_connects(4)
             await session.wait_open()
     assert recorder.delays == [0.01, 0.02, 0.01]
+
+
+
+async def test_connected_since_ms_is_the_open_connections_start_and_none_while_down():
+    async with ws_server(accept_and_serve) as srv:
+        session = make_session(srv.url)
+        assert session.connected_since_ms is None
+        before = int(time.time() * 1000)
+        task = asyncio.create_task(session.run(), name="test:since")
+        await session.wait_open()
+        since = session.connected_since_ms
+        assert since is not None
+        assert before <= since <= int(time.time() * 1000)
+        assert since == session.stats().connected_since_ms
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert session.connected_since_ms is None
