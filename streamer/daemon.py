@@ -686,7 +686,8 @@ class Daemon:
         adapters = [{"exchange": name, **a.stats.as_dict()} for name, a in self.adapters.items()]
         rest = [
             {"exchange": venue, "requests": v.requests, "retries": v.retries, "cache_hits": v.cache_hits,
-             "rate_limited": v.rate_limited_429 + v.banned_418, "errors": v.errors_by_status}
+             "rate_limited": v.rate_limited_429 + v.banned_418,
+             "errors": {**v.errors_by_status, **({"body_too_large": v.body_too_large} if v.body_too_large else {})}}
             for venue, v in self.rest.stats().items()
         ]
         ready, _ = self.readiness()
