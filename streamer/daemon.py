@@ -60,6 +60,7 @@ DEFAULT_CADENCE_S: dict[str, float | None] = {
 FRAME_ERROR_SAMPLES = 20
 COVER_CHECK_S = 5.0
 LIQUIDATION_KEYS_KEPT = 100_000
+STALE_FACTOR = 2.0  # a session whose cadenced streams are all silent for 2x their cadence is stalled: reconnect
 READY_GRACE_S = 30.0  # /readyz: a session down (or all its cadenced streams stale) longer than this = not ready
 
 
@@ -435,7 +436,7 @@ class Daemon:
             for event in events:
                 publish(event)
 
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"stale_factor": STALE_FACTOR}
         if self._ws_backoff is not None:
             kwargs["backoff"] = self._ws_backoff
         session = WsSession(
