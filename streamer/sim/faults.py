@@ -15,7 +15,9 @@ WebSocket faults act on live connections, which venues register here (``FaultTar
   an unknown event, or a binary frame;
 - ``close_after``: a forced close after N seconds (the 24 h lifetime, quickly), optionally for
   every connection opened later as well;
-- ``reject_handshakes``: the next N upgrade requests get an HTTP error instead of a WebSocket.
+- ``reject_handshakes``: the next N upgrade requests get an HTTP error instead of a WebSocket;
+- ``hang_handshakes``: the next N upgrade requests get no answer for S seconds (a client with a
+  shorter open timeout sees a handshake timeout), then an HTTP 503.
 
 REST faults are queued rules, consumed first-in first-out by the first request they match
 (``path`` is an ``fnmatch`` glob over the request path): an error status (429 and 418 with
@@ -79,13 +81,15 @@ class RestFault:
 
 @dataclass(slots=True)
 class HandshakeFault:
-    """Reject the next WebSocket upgrade(s) matching ``venue`` and ``path`` with ``status``."""
+    """Reject the next WebSocket upgrade(s) matching ``venue`` and ``path`` with ``status``,
+    answered after ``delay_s`` seconds."""
 
     status: int
     path: str = "*"
     venue: str | None = None
     remaining: int | None = 1
     retry_after_s: int | None = None
+    delay_s: float = 0.0
 
 
 def venue_matches(selector: str | None, key: str) -> bool:
@@ -199,11 +203,20 @@ class FaultPlan:
         """Answer the next ``count`` WebSocket upgrades of ``venue`` with HTTP ``status``."""
         self._handshakes.append(HandshakeFault(status, path, venue, count, retry_after_s))
 
+    def hang_handshakes(
+        self, seconds: float, *, count: int | None = 1, venue: str | None = None, path: str = "*"
+    ) -> None:
+        """Leave the next ``count`` WebSocket upgrades of ``venue`` unanswered for ``seconds``
+        (then HTTP 503): a client whose open timeout is shorter sees its handshake time out."""
+        if seconds <= 0:
+            raise ValueError(f"hang_handshakes: seconds ({seconds}) must be > 0")
+        self._handshakes.append(HandshakeFault(503, path, venue, count, None, seconds))
+
     def take_handshake_fault(self, venue_key: str, path: str) -> HandshakeFault | None:
         """Venue hook: the handshake fault for this upgrade request, if any (consumes one)."""
         fault = _take(self._handshakes, venue_key, path)
         if fault is not None:
-            self.stats["handshake_reject"] += 1
+            self.stats["handshake_hang" if fault.delay_s > 0 else "handshake_reject"] += 1
         return fault
 
     # -- REST faults ----------------------------------------------------------------------

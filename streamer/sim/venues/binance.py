@@ -862,6 +862,7 @@ class BinanceVenue:
     ) -> web.StreamResponse:
         fault = self.faults.take_handshake_fault(prod.key, request.path)
         if fault is not None:
+            await self.faults.sleep(fault.delay_s)
             headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
             return web.Response(
                 status=fault.status, text=f"simulated handshake failure {fault.status}", headers=headers
