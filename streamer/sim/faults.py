@@ -212,6 +212,11 @@ class FaultPlan:
             raise ValueError(f"hang_handshakes: seconds ({seconds}) must be > 0")
         self._handshakes.append(HandshakeFault(503, path, venue, count, None, seconds))
 
+    def pending_handshakes(self, venue: str | None = None) -> int:
+        """Upgrades still to be rejected or hung for ``venue`` (``None``: all); ``count=None`` rules count 1."""
+        return sum(f.remaining or 1 for f in self._handshakes
+                   if venue is None or venue_matches(venue, f.venue or venue) or venue_matches(f.venue or venue, venue))
+
     def take_handshake_fault(self, venue_key: str, path: str) -> HandshakeFault | None:
         """Venue hook: the handshake fault for this upgrade request, if any (consumes one)."""
         fault = _take(self._handshakes, venue_key, path)

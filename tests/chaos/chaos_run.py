@@ -251,20 +251,18 @@ def watched_cadence(session: Any) -> float | None:
 
 
 async def slowloris(host: str, port: int, stop: asyncio.Event, held: list[int]) -> None:
-    """Open a connection and trickle request headers, one every second, never finishing them."""
+    """Open a connection and trickle a request header, one byte a second, never finishing it."""
     try:
         _reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return
     held[0] += 1
     try:
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         await writer.drain()
-        n = 0
         while not stop.is_set():
-            writer.write(f"X-Slow-{n}: {'a' * 10}\r\n".encode())
+            writer.write(b"a")
             await writer.drain()
-            n += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     except OSError:
@@ -356,6 +354,8 @@ async def inject(sim: SimServer, rng: random.Random, counts: Counter[str], exclu
     elif roll < 0.76:
         faults.stall(rng.uniform(0.5, 2.0), venue)
         counts["stall_short"] += 1
+    elif faults.pending_handshakes(exchange):  # rejections pile up while a session backs off: one batch at a time
+        counts["drop_clean"] += await faults.drop_connections(venue, code=1001)
     elif roll < 0.82:
         faults.reject_handshakes(rng.choice((503, 429, 500)), count=rng.randint(1, 3), venue=exchange,
                                  retry_after_s=1)
@@ -462,6 +462,7 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
     sink = demo_webhook(f"http://127.0.0.1:{receiver.port}/hook", {"STREAMER_WEBHOOK_SECRET": SECRET})
     rss_start = rss_mb()
     rss_max = rss_start
+    rss_trace: list[tuple[float, float]] = []
     max_depth: dict[str, int] = {}
     maxsize: dict[str, int] = {}
     probes: list[StallProbe] = []
@@ -580,7 +581,9 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
                     maxsize[name] = c["maxsize"]
                 ready, detail = daemon.readiness()
                 ready_samples.append((elapsed, ready, detail["down"]))
-                rss_max = max(rss_max, rss_mb())
+                rss_now = rss_mb()
+                rss_max = max(rss_max, rss_now)
+                rss_trace.append((elapsed, rss_now))
                 if task.done():
                     raise AssertionError(f"the daemon stopped during the chaos run: {task!r}")
                 await asyncio.sleep(STEP_S)
@@ -668,6 +671,8 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
                          "loop_lag_ms_p50_p99_max_run": [round(pct(lag_all, q) * 1000, 1) for q in QS]},
         "memory": {"rss_mb_start": round(rss_start, 1), "rss_mb_max": round(rss_max, 1),
                    "rss_mb_end": round(rss_end, 1),
+                   "rss_mb_at_25_50_75_100pct": [round(next((r for t, r in rss_trace if t >= q * duration_s),
+                                                            rss_trace[-1][1]), 1) for q in (0.25, 0.5, 0.75, 0.999)],
                    "queue_max_depth": max_depth, "queue_maxsize": maxsize,
                    "queue_dropped": {n: c["dropped"] for n, c in snap["bus"]["consumers"].items()}},
         "alerts": delivery_figures(printed, receiver.received),
