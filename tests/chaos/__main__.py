@@ -1,4 +1,4 @@
-"""``python -m tests.chaos [--duration S] [--json PATH]``: the chaos run with its report (no assertions)."""
+"""``python -m tests.chaos [--duration S] [--json PATH]``: the chaos run, its report and its checks (exit 1: unmet)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos.chaos_run import run_chaos, summary
+from tests.chaos.chaos_run import check, run_chaos, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(text + "\n")
     print(text)
     print(summary(report))
+    try:
+        check(report, args.duration)
+    except AssertionError as exc:
+        print(f"\nchaos run: a figure is not met: {exc}")
+        return 1
+    print("\nchaos run: every figure met")
     return 0
 
 
