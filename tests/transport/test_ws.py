@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -509,7 +509,8 @@ async def test_ws_session_declares_a_stall_at_the_stale_limit_not_a_polling_inte
             await session.wait_connects(2)
             stats = session.stats()
     assert stats.stalls == 1
-    assert stats.last_stall_ms is not None and stats.last_stall_quiet_s is not None
+    assert stats.last_stall_ms is not None
+    assert stats.last_stall_quiet_s is not None
     detected_after_s = stats.last_stall_ms / 1000 - last_sent[0]
     assert 2 * cadence <= stats.last_stall_quiet_s < 2 * cadence + 0.05
     assert 2 * cadence - 0.01 <= detected_after_s < 2 * cadence + 0.05
