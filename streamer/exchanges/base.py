@@ -288,7 +288,15 @@ def num(text: str | float | int | None, what: str) -> float | None:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise FrameError("value", f"{what}={text!r} is not a number") from None
+        raise FrameError("value", f"{what}={_short(text)} is not a number") from None
+    except OverflowError:  # an int beyond float range (a 400-digit JSON number)
+        raise FrameError("value", f"{what}={_short(text)} is not finite") from None
     if not math.isfinite(value):
-        raise FrameError("value", f"{what}={text!r} is not finite")
+        raise FrameError("value", f"{what}={_short(text)} is not finite")
     return value
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr`` of a wire value, cut to ``limit`` characters (a hostile value can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
