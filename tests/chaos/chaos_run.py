@@ -35,6 +35,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -69,7 +70,13 @@ BACKOFF_FLOOR_S = 0.25  # the smallest delay of the default reconnect backoff (0
 SLOWLORIS = 20
 SLOW_READERS = 5
 HANG_S = 11.0
+GARBAGE_RATIO = 0.10  # the issue's "10 % garbage frames": a spoiled copy after 10 % of the data frames
 QS = (0.5, 0.99, 1.0)  # a hung handshake: longer than the session's 10 s open timeout
+
+
+def finite(ev: Any) -> bool:
+    """No NaN/inf in an event's float fields (huge numbers must not become inf prices)."""
+    return all(math.isfinite(v) for v in msgspec.structs.astuple(ev) if isinstance(v, float))
 
 
 def free_port() -> int:
@@ -471,6 +478,7 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
     root.setLevel(logging.INFO)
     out = io.BytesIO()
     liq_keys: list[tuple[Any, ...]] = []
+    nonfinite: list[str] = []
     sink = demo_webhook(f"http://127.0.0.1:{receiver.port}/hook", {"STREAMER_WEBHOOK_SECRET": SECRET})
     rss_start = rss_mb()
     rss_max = rss_start
@@ -498,6 +506,8 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
         daemon.ready_grace_s = READY_GRACE_S
         daemon.bus.add_handler(lambda ev: liq_keys.append((ev.exchange, ev.raw_symbol, ev.ts, ev.side, ev.price,
                                                            ev.qty)) if isinstance(ev, Liquidation) else None)
+        daemon.bus.add_handler(lambda ev: nonfinite.append(type(ev).__name__) if not finite(ev) else None)
+        sim.faults.garbage_ratio(GARBAGE_RATIO)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
         aux: list[asyncio.Task[Any]] = [asyncio.create_task(lag_probe(lag, stop_aux))]
@@ -608,6 +618,7 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
                     raise AssertionError(f"the daemon stopped during the chaos run: {task!r}")
                 await asyncio.sleep(STEP_S)
             published_total = daemon.bus.stats()["published"] - published0
+            garbage = {k: v for k, v in sim.faults.stats.items() if k.startswith("ratio_") or k == "data_frames"}
             sim.faults.clear()
             excluded.clear()
             slow_stop.set()
@@ -670,6 +681,12 @@ async def phase_inprocess(duration_s: float, tmp: Path, scan: SecretScan, seed: 
         "reconnects": reconnect_timings(capture.ws),
         "recovery_after_faults_s": round(recovery_s, 2),
         "parse_errors": sum(sum(a["errors"].values()) for a in snap["adapters"]),
+        "garbage_ratio": {"data_frames": garbage.get("data_frames", 0),
+                          "spoiled": {k.removeprefix("ratio_"): v for k, v in sorted(garbage.items())
+                                      if k != "data_frames"},
+                          "share": round(sum(v for k, v in garbage.items() if k != "data_frames")
+                                         / max(1, garbage.get("data_frames", 0)), 4)},
+        "events_with_nonfinite_floats": len(nonfinite),
         "liquidations_on_bus": len(liq_keys),
         "liquidations_twice_on_bus": len(liq_keys) - len(set(liq_keys)),
         "liquidation_duplicates_dropped": daemon.dedupe.duplicates,
@@ -733,6 +750,7 @@ async def phase_kill9(tmp: Path, scan: SecretScan, seed: int, restart_s: float) 
         assert SECRET.encode() not in config.read_bytes()
         assert TOKEN.encode() not in config.read_bytes()
         base = f"http://127.0.0.1:{http_port}"
+        sim.faults.garbage_ratio(GARBAGE_RATIO)
         first = start_daemon(config, out1, err1)
         second: subprocess.Popen[bytes] | None = None
         hang_until = [time.monotonic() + 1e9]  # no hung handshakes here: keep the phase short
@@ -830,6 +848,8 @@ def summary(report: dict[str, Any]) -> str:
         f"kill -9 phase run1 {k9.get('run1_exit')} (SIGKILL), run2 exit {k9.get('run2_exit')}, "
         f"tracebacks {k9['stderr_tracebacks']}",
         f"forced disconnects: {p1['forced_disconnects']} ({p1['faults_injected']})",
+        f"garbage: {p1['garbage_ratio']}, counted FrameErrors {p1['parse_errors']}, "
+        f"events with NaN/inf {p1['events_with_nonfinite_floats']}",
         f"close causes seen by the sessions: {rc['causes']}",
         f"stalls measured: {len(probes)}, detected {sum(r['detected'] for r in probes)}; worst "
         + (f"{worst['from_stall_start_s']} s from stall start, {worst['quiet_s']} s quiet, bound 2x cadence "
@@ -869,6 +889,10 @@ def check(report: dict[str, Any], duration_s: float) -> None:
     for kind in ("close_1001", "close_1011", "close_1006", "handshake_rejected", "handshake_timeout", "stall"):
         assert causes.get(kind, 0) > 0, (kind, causes)
     assert p1["parse_errors"] > 0  # garbage counted, not fatal
+    share = p1["garbage_ratio"]["share"]
+    assert 0.09 <= share <= 0.11, p1["garbage_ratio"]  # 10 % of the data frames came with a spoiled copy
+    assert set(p1["garbage_ratio"]["spoiled"]) == {"truncated", "huge_numbers", "wrong_types", "invalid_utf8"}
+    assert p1["events_with_nonfinite_floats"] == 0
 
     # every stall detected within 2x the cadence of the session's slowest watched stream
     probes = p1["stall_probes"]

@@ -136,8 +136,11 @@ class WsConnection:
     # sending ----------------------------------------------------------------------------------
 
     def push(self, frame: str) -> None:
-        """Queue a market-data frame."""
+        """Queue a market-data frame (and, under ``faults.garbage_ratio``, sometimes a spoiled copy)."""
         self._put(True, frame)
+        spoiled = self.faults.garbage_for(self._venue_key, frame)
+        if spoiled is not None:
+            self._put(True, spoiled)
 
     def reply(self, frame: str) -> None:
         """Queue a control frame (ack, pong, error): never withheld by a stall."""

@@ -575,7 +575,11 @@ class _Conn:
 
     def push(self, stream: str, payload: str) -> None:
         """Queue a market-data payload from ``stream`` (enveloped on combined connections)."""
-        self._put(True, _envelope(stream, payload) if self.combined else payload)
+        frame = _envelope(stream, payload) if self.combined else payload
+        self._put(True, frame)
+        spoiled = self.venue.faults.garbage_for(self.venue_key, frame)
+        if spoiled is not None:
+            self._put(True, spoiled)
 
     def reply(self, body: Json) -> None:
         self._put(False, orjson.dumps(body).decode())
