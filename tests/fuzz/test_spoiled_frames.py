@@ -51,3 +51,19 @@ def test_a_huge_number_is_a_value_frame_error_with_a_short_message():
         target.loaded.parse(spoil(frame, "huge_numbers").encode(), RECV_TS)
     assert err.value.reason == "value"
     assert len(str(err.value)) < 200  # the 400-digit value is cut, not echoed whole
+
+
+def test_finite_numbers_whose_product_overflows_fail_the_frame_not_the_event_contract():
+    # found by the fuzz smoke once seeds carried out-of-range numbers: a COIN-M open interest of 9e307 contracts
+    # times the 100 USD contract size gave OpenInterest.oi_usd = inf (and oi_base = inf); now FrameError("value")
+    target = Target("binance", rest=True)
+    adapter = target.loaded
+    body = b'{"symbol":"BTCUSD_PERP","pair":"BTCUSD","openInterest":"9e307","contractType":"PERPETUAL","time":1}'
+    with pytest.raises(FrameError) as err:
+        adapter.parse_rest("openInterest", body, RECV_TS)
+    assert err.value.reason == "value"
+    assert "OpenInterest." in str(err.value)
+    assert "is not finite" in str(err.value)
+    assert adapter.stats.errors["value"] >= 1
+    ok = adapter.parse_rest("openInterest", body.replace(b"9e307", b"7425896"), RECV_TS)
+    assert [ev.oi_contracts for ev in ok] == [7425896.0]
