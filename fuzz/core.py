@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 import traceback
 from collections.abc import Iterable
@@ -101,17 +102,32 @@ def load_corpus(venue: str) -> Corpus:
     return Corpus(venue, instrument_files, frames, endpoints, rest_bodies)
 
 
+_NUMBER = re.compile(rb'(?<=[:\[,])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"-?\d+(?:\.\d+)?"')
+
+
+def out_of_range(body: bytes, digits: bytes) -> bytes:
+    """``body`` with every JSON number and numeric string replaced by ``digits`` (kept quoted where it was)."""
+    return _NUMBER.sub(lambda m: b'"' + digits + b'"' if m.group().startswith(b'"') else digits, body)
+
+
+# numbers past int64, past float64 (as an int and as an exponent): mutations rarely grow digits this far
+OUT_OF_RANGE = (b"9" * 25, b"9" * 320, b"1e999")
+
+
 def seeds(corpus: Corpus, rest: bool) -> list[bytes]:
-    """Encoded seed inputs (every recorded frame / body, with and without instruments)."""
+    """Encoded seed inputs: every recorded frame / body, with and without instruments, and each with its
+    numbers out of range (``OUT_OF_RANGE``)."""
     out: list[bytes] = []
     if rest:
         for idx, body in corpus.rest_bodies:
             out.append(bytes([0, idx]) + body)
             out.append(bytes([FLAG_BARE, idx]) + body)
+            out += [bytes([0, idx]) + out_of_range(body, d) for d in OUT_OF_RANGE]
     else:
         for frame in corpus.frames:
             out.append(bytes([FLAG_STR]) + frame.encode())
             out.append(bytes([FLAG_BARE]) + frame.encode())
+            out += [bytes([0]) + out_of_range(frame.encode(), d) for d in OUT_OF_RANGE]
     return out
 
 

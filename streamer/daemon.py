@@ -50,7 +50,7 @@ from streamer.metrics import make_registry
 from streamer.model import Alert, Event, Liquidation
 from streamer.record import LinkBook, Recorder
 from streamer.transport.rest import RestClient, RestError, VenueLimits
-from streamer.transport.ws import WsSession
+from streamer.transport.ws import WsSession, wall_ms
 from streamer.web.board import dashboard_state
 from streamer.web.hub import EventHub
 
@@ -65,6 +65,8 @@ DEFAULT_CADENCE_S: dict[str, float | None] = {
 FRAME_ERROR_SAMPLES = 20
 COVER_CHECK_S = 5.0
 LIQUIDATION_KEYS_KEPT = 100_000
+STALE_FACTOR = 2.0  # a session whose cadenced streams are all silent for 2x their cadence is stalled: reconnect
+READY_GRACE_S = 30.0  # /readyz: a session down (or all its cadenced streams stale) longer than this = not ready
 
 
 Role = Literal["ingest", "aggregate", "all"]
@@ -314,6 +316,7 @@ class Daemon:
         self.engine = RuleEngine(rules_from_settings(settings.rules))
         self.journal = EpisodeJournal(settings.state_dir)  # open episodes survive a restart (no re-fire)
         self.dedupe = LiquidationDeduper()
+        self.ready_grace_s = READY_GRACE_S
         if role != "ingest":
             self.bus.add_handler(self.state.on_event)
             self.bus.add_handler(self._on_event_for_rules)
@@ -530,7 +533,7 @@ class Daemon:
             self._sync_links()  # just connected: the link marker precedes the connection's frames
             return [*(on_connect() if on_connect is not None else ()), *adapter.subscribe(plan.streams)]
 
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"stale_factor": STALE_FACTOR}
         if self._ws_backoff is not None:
             kwargs["backoff"] = self._ws_backoff
         session = WsSession(
@@ -768,26 +771,43 @@ class Daemon:
             }
         return out
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready once every session delivered a frame and every stream with an expected cadence delivered data.
+    def readiness(self, now_ms: int | None = None) -> tuple[bool, dict[str, Any]]:
+        """Ready when every session delivers, and none has been down past ``ready_grace_s``.
 
-        Streams that may be silent for minutes (liquidations) only need their
-        session to have delivered any frame.
+        Before its first delivery a session (and each of its streams with an expected cadence) is
+        ``waiting_for``. After it, a session counts as down while it is not open, or while every
+        stream with a cadence is stale; once its last data (the latest frame of a cadenced stream,
+        or any frame for a session without cadences) is older than ``ready_grace_s`` (default
+        ``READY_GRACE_S``, 30 s) it is listed under ``down`` and the daemon is not ready, until the
+        session is open and delivering again. Short drops and reconnects within the grace keep it ready.
+
+        Args:
+            now_ms: Wall time, ms since epoch (default: now); the sessions' receive times are wall times.
         """
         if self.role == "aggregate":
             nats_stats = self.bus.stats().get("nats", {})
             connected = bool(nats_stats.get("connected"))
-            return connected, {"waiting_for": [] if connected else ["nats"]}
-        waiting = []
+            return connected, {"waiting_for": [] if connected else ["nats"], "down": []}
+        now = wall_ms() if now_ms is None else now_ms
+        waiting: list[str] = []
+        down: list[str] = []
         for plan, session in self.sessions:
             st = session.stats()
             if st.last_frame_ms is None:
                 waiting.append(plan.name)
                 continue
+            cadenced = [s for s in st.streams.values() if s.cadence_s is not None]
             waiting.extend(
                 f"{plan.name}:{key}" for key, s in st.streams.items() if s.cadence_s is not None and s.last_ms is None
             )
-        return not waiting and bool(self.sessions), {"waiting_for": waiting}
+            if st.state == "open" and not (cadenced and all(s.stale for s in cadenced)):
+                continue
+            last = max((s.last_ms for s in cadenced if s.last_ms is not None), default=st.last_frame_ms)
+            gone_s = (now - last) / 1000
+            if gone_s > self.ready_grace_s:
+                what = st.state if st.state != "open" else "open, all cadenced streams stale"
+                down.append(f"{plan.name}: {what}, no data for {gone_s:.0f} s (grace {self.ready_grace_s:g} s)")
+        return not waiting and not down and bool(self.sessions), {"waiting_for": waiting, "down": down}
 
     def snapshot(self) -> dict[str, Any]:
         """The stats snapshot the Prometheus collector reads (schema in ``streamer.metrics``)."""
@@ -798,7 +818,8 @@ class Daemon:
         adapters = [{"exchange": name, **a.stats.as_dict()} for name, a in self.adapters.items()]
         rest = [
             {"exchange": venue, "requests": v.requests, "retries": v.retries, "cache_hits": v.cache_hits,
-             "rate_limited": v.rate_limited_429 + v.banned_418, "errors": v.errors_by_status}
+             "rate_limited": v.rate_limited_429 + v.banned_418,
+             "errors": {**v.errors_by_status, **({"body_too_large": v.body_too_large} if v.body_too_large else {})}}
             for venue, v in self.rest.stats().items()
         ]
         ready, _ = self.readiness()

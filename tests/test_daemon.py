@@ -91,3 +91,95 @@ def test_deribit_plan_subscribes_tickers_and_venue_wide_liquidation_trades():
     assert plan.url == "wss://www.deribit.com/ws/api/v2"
     assert sorted(set(plan.keys.values())) == ["ticker.BTC-PERPETUAL.100ms", "ticker.ETH-PERPETUAL.100ms",
                                                "trades.future.BTC.100ms", "trades.future.ETH.100ms"]
+
+
+# ---------------------------------------------------------------- readiness (fake session stats)
+
+NOW_MS = 1_700_000_100_000
+
+
+class FakeSession:
+    """Stands in for a WsSession: ``stats()`` returns the WsStats given."""
+
+    def __init__(self, **kw) -> None:
+        from streamer.transport.ws import StreamStats, WsStats
+
+        streams = {k: StreamStats(cadence, last, 1 if last else 0, stale)
+                   for k, (cadence, last, stale) in kw.pop("streams").items()}
+        fields = {f: 0 for f in WsStats.__dataclass_fields__}
+        fields.update(name="s", url="ws://x", last_error=None, backoff_delay_s=None, connected_since_ms=None,
+                      last_frame_ms=None, streams=streams)
+        fields.update(kw)
+        self._stats = WsStats(**fields)
+        self.state = self._stats.state
+
+    def stats(self):
+        return self._stats
+
+
+def daemon_with(tmp_path, sessions):
+    from streamer.daemon import Daemon, SessionPlan
+
+    daemon = Daemon(Settings(exchanges=ExchangesSettings(), state_dir=str(tmp_path)))
+    daemon.sessions = [(SessionPlan("okx", "swap", name, "ws://x", []), s) for name, s in sessions.items()]
+    return daemon
+
+
+def test_readiness_waits_for_the_first_frame_and_every_cadenced_stream(tmp_path):
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="open", last_frame_ms=None, streams={"mark": (1.0, None, False)}),
+        "okx-1": FakeSession(state="open", last_frame_ms=NOW_MS, streams={"mark": (1.0, None, False),
+                                                                           "liq": (None, None, False)}),
+    })
+    assert daemon.readiness(NOW_MS) == (False, {"waiting_for": ["okx-0", "okx-1:mark"], "down": []})
+
+
+def test_readiness_keeps_ready_through_a_drop_shorter_than_the_grace(tmp_path):
+    assert daemon_with(tmp_path, {}).ready_grace_s == 30.0  # the documented default
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="backoff", last_frame_ms=NOW_MS - 29_000,
+                             streams={"mark": (1.0, NOW_MS - 29_500, True), "liq": (None, None, False)}),
+    })
+    assert daemon.readiness(NOW_MS) == (True, {"waiting_for": [], "down": []})
+
+
+def test_readiness_is_not_ready_while_a_session_is_down_past_the_grace(tmp_path):
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="open", last_frame_ms=NOW_MS, streams={"mark": (1.0, NOW_MS, False)}),
+        "okx-1": FakeSession(state="backoff", last_frame_ms=NOW_MS - 45_000,
+                             streams={"mark": (1.0, NOW_MS - 45_000, True)}),
+    })
+    assert daemon.readiness(NOW_MS) == (
+        False, {"waiting_for": [], "down": ["okx-1: backoff, no data for 45 s (grace 30 s)"]})
+
+
+def test_readiness_counts_an_open_session_whose_cadenced_streams_are_all_stale_as_down(tmp_path):
+    # pongs/heartbeats keep last_frame_ms fresh, but no data arrived on any cadenced stream for 40 s
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="open", last_frame_ms=NOW_MS - 1_000,
+                             streams={"mark": (1.0, NOW_MS - 40_000, True), "oi": (3.0, NOW_MS - 41_000, True)}),
+    })
+    assert daemon.readiness(NOW_MS) == (
+        False, {"waiting_for": [], "down": ["okx-0: open, all cadenced streams stale, no data for 40 s (grace 30 s)"]})
+    daemon.ready_grace_s = 60
+    assert daemon.readiness(NOW_MS)[0] is True
+
+
+def test_readiness_one_stale_stream_of_an_open_session_is_not_down(tmp_path):
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="open", last_frame_ms=NOW_MS,
+                             streams={"mark": (1.0, NOW_MS - 40_000, True), "oi": (3.0, NOW_MS, False)}),
+    })
+    assert daemon.readiness(NOW_MS)[0] is True
+
+
+def test_readiness_session_without_cadences_uses_its_last_frame(tmp_path):
+    daemon = daemon_with(tmp_path, {
+        "okx-0": FakeSession(state="connecting", last_frame_ms=NOW_MS - 31_000, streams={"liq": (None, None, False)}),
+    })
+    assert daemon.readiness(NOW_MS) == (
+        False, {"waiting_for": [], "down": ["okx-0: connecting, no data for 31 s (grace 30 s)"]})
+
+
+def test_readiness_with_no_sessions_is_not_ready(tmp_path):
+    assert daemon_with(tmp_path, {}).readiness(NOW_MS) == (False, {"waiting_for": [], "down": []})

@@ -248,17 +248,34 @@ def remember(cache: dict[str, V], key: str, value: V, stats: AdapterStats, limit
 
 def guard_utf8(method: Callable[..., list[Event]]) -> Callable[..., list[Event]]:
     """Wrap an adapter's ``parse``/``parse_rest``: invalid UTF-8 in a ``bytes`` frame or body (msgspec raises
-    ``UnicodeDecodeError``, not ``DecodeError``) becomes a counted ``FrameError("utf8")`` like any bad frame."""
+    ``UnicodeDecodeError``, not ``DecodeError``) becomes a counted ``FrameError("utf8")`` like any bad frame;
+    and an event with a NaN/inf float (finite wire numbers whose product or quotient overflows, e.g. open
+    interest x contract size) fails the whole frame as a counted ``FrameError("value")``."""
 
     @functools.wraps(method)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> list[Event]:
         try:
-            return method(self, *args, **kwargs)
+            events = method(self, *args, **kwargs)
         except UnicodeDecodeError as exc:
             self.stats.errors["utf8"] += 1
             raise FrameError("utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        for ev in events:
+            bad = nonfinite_field(ev)
+            if bad is not None:
+                self.stats.errors["value"] += 1
+                raise FrameError("value", f"{type(ev).__name__}.{bad} is not finite (a number out of range)")
+        return events
 
     return guarded
+
+
+def nonfinite_field(ev: Event) -> str | None:
+    """The name of ``ev``'s first float field that is NaN or infinite; None when all are finite."""
+    for name in ev.__struct_fields__:
+        value = getattr(ev, name)
+        if value.__class__ is float and not math.isfinite(value):
+            return name
+    return None
 
 
 def finite(value: float | None) -> float | None:
@@ -288,7 +305,15 @@ def num(text: str | float | int | None, what: str) -> float | None:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise FrameError("value", f"{what}={text!r} is not a number") from None
+        raise FrameError("value", f"{what}={_short(text)} is not a number") from None
+    except OverflowError:  # an int beyond float range (a 400-digit JSON number)
+        raise FrameError("value", f"{what}={_short(text)} is not finite") from None
     if not math.isfinite(value):
-        raise FrameError("value", f"{what}={text!r} is not finite")
+        raise FrameError("value", f"{what}={_short(text)} is not finite")
     return value
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr`` of a wire value, cut to ``limit`` characters (a hostile value can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"

@@ -15,7 +15,11 @@ WebSocket faults act on live connections, which venues register here (``FaultTar
   an unknown event, or a binary frame;
 - ``close_after``: a forced close after N seconds (the 24 h lifetime, quickly), optionally for
   every connection opened later as well;
-- ``reject_handshakes``: the next N upgrade requests get an HTTP error instead of a WebSocket.
+- ``garbage_ratio``: from now on, a share of the market-data frames is followed by a garbage copy of
+  itself (``RATIO_KINDS``: truncated, numbers made huge, numbers given the wrong type, invalid UTF-8);
+- ``reject_handshakes``: the next N upgrade requests get an HTTP error instead of a WebSocket;
+- ``hang_handshakes``: the next N upgrade requests get no answer for S seconds (a client with a
+  shorter open timeout sees a handshake timeout), then an HTTP 503.
 
 REST faults are queued rules, consumed first-in first-out by the first request they match
 (``path`` is an ``fnmatch`` glob over the request path): an error status (429 and 418 with
@@ -29,16 +33,39 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
-__all__ = ["GARBAGE_KINDS", "FaultPlan", "FaultTarget", "GarbageKind", "HandshakeFault", "RestFault"]
+__all__ = ["GARBAGE_KINDS", "RATIO_KINDS", "FaultPlan", "FaultTarget", "GarbageKind", "HandshakeFault", "RestFault"]
 
 GarbageKind = Literal["truncated", "text", "wrong_types", "unknown_event", "binary"]
 GARBAGE_KINDS: tuple[GarbageKind, ...] = ("truncated", "text", "wrong_types", "unknown_event", "binary")
+RATIO_KINDS = ("truncated", "huge_numbers", "wrong_types", "invalid_utf8")
+"""How ``garbage_ratio`` spoils a copy of a real data frame (``spoil``)."""
+
+_NUMBER = re.compile(r'(?<=[:\[,])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"-?\d+(?:\.\d+)?"')
+HUGE = "9" * 400  # far beyond float64 (1.8e308) and int64
+
+
+def spoil(frame: str, kind: str) -> str | bytes:
+    """A garbage copy of a real data frame: ``truncated`` (first half), ``huge_numbers`` (every number and
+    numeric string 400 digits long), ``wrong_types`` (numbers become objects, numeric strings booleans) or
+    ``invalid_utf8`` (bytes with ``\\xff\\xfe`` in the middle)."""
+    if kind == "truncated":
+        return frame[: len(frame) // 2]
+    if kind == "huge_numbers":
+        return _NUMBER.sub(lambda m: f'"{HUGE}"' if m.group().startswith('"') else HUGE, frame)
+    if kind == "wrong_types":
+        return _NUMBER.sub(lambda m: "true" if m.group().startswith('"') else "{}", frame)
+    if kind == "invalid_utf8":
+        raw = frame.encode()
+        return raw[: len(raw) // 2] + b"\xff\xfe" + raw[len(raw) // 2:]
+    raise ValueError(f"unknown spoil kind {kind!r}; choose one of {RATIO_KINDS}")
 
 
 class FaultTarget(Protocol):
@@ -79,13 +106,15 @@ class RestFault:
 
 @dataclass(slots=True)
 class HandshakeFault:
-    """Reject the next WebSocket upgrade(s) matching ``venue`` and ``path`` with ``status``."""
+    """Reject the next WebSocket upgrade(s) matching ``venue`` and ``path`` with ``status``,
+    answered after ``delay_s`` seconds."""
 
     status: int
     path: str = "*"
     venue: str | None = None
     remaining: int | None = 1
     retry_after_s: int | None = None
+    delay_s: float = 0.0
 
 
 def venue_matches(selector: str | None, key: str) -> bool:
@@ -106,6 +135,8 @@ class FaultPlan:
         self._handshakes: list[HandshakeFault] = []
         self._stalls: dict[str | None, float] = {}
         self._lifetimes: dict[str | None, tuple[float, int, str]] = {}
+        self._ratios: dict[str | None, float] = {}
+        self._rng = random.Random(0)
         self.stats: Counter[str] = Counter()
 
     # -- registry (venues) ----------------------------------------------------------------
@@ -167,6 +198,27 @@ class FaultPlan:
         self.stats[f"garbage_{kind}"] += len(targets)
         return len(targets)
 
+    def garbage_ratio(self, ratio: float, venue: str | None = None) -> None:
+        """From now on, follow each market-data frame of ``venue`` with a spoiled copy of itself with
+        probability ``ratio`` (0 stops it); counted as ``data_frames`` and ``ratio_<kind>`` in ``stats``."""
+        if not 0 <= ratio <= 1:
+            raise ValueError(f"garbage_ratio: ratio ({ratio}) must be within [0, 1]")
+        self._ratios[venue] = ratio
+
+    def garbage_for(self, venue_key: str, frame: str) -> str | bytes | None:
+        """Venue hook, called with every market-data frame pushed: its spoiled copy to send after it, or None."""
+        if not self._ratios:
+            return None
+        ratio = max((r for sel, r in self._ratios.items() if venue_matches(sel, venue_key)), default=0.0)
+        if ratio <= 0:
+            return None
+        self.stats["data_frames"] += 1
+        if self._rng.random() >= ratio:
+            return None
+        kind = self._rng.choice(RATIO_KINDS)
+        self.stats[f"ratio_{kind}"] += 1
+        return spoil(frame, kind)
+
     def close_after(
         self,
         seconds: float,
@@ -199,11 +251,25 @@ class FaultPlan:
         """Answer the next ``count`` WebSocket upgrades of ``venue`` with HTTP ``status``."""
         self._handshakes.append(HandshakeFault(status, path, venue, count, retry_after_s))
 
+    def hang_handshakes(
+        self, seconds: float, *, count: int | None = 1, venue: str | None = None, path: str = "*"
+    ) -> None:
+        """Leave the next ``count`` WebSocket upgrades of ``venue`` unanswered for ``seconds``
+        (then HTTP 503): a client whose open timeout is shorter sees its handshake time out."""
+        if seconds <= 0:
+            raise ValueError(f"hang_handshakes: seconds ({seconds}) must be > 0")
+        self._handshakes.append(HandshakeFault(503, path, venue, count, None, seconds))
+
+    def pending_handshakes(self, venue: str | None = None) -> int:
+        """Upgrades still to be rejected or hung for ``venue`` (``None``: all); ``count=None`` rules count 1."""
+        return sum(f.remaining or 1 for f in self._handshakes
+                   if venue is None or venue_matches(venue, f.venue or venue) or venue_matches(f.venue or venue, venue))
+
     def take_handshake_fault(self, venue_key: str, path: str) -> HandshakeFault | None:
         """Venue hook: the handshake fault for this upgrade request, if any (consumes one)."""
         fault = _take(self._handshakes, venue_key, path)
         if fault is not None:
-            self.stats["handshake_reject"] += 1
+            self.stats["handshake_hang" if fault.delay_s > 0 else "handshake_reject"] += 1
         return fault
 
     # -- REST faults ----------------------------------------------------------------------
@@ -246,6 +312,7 @@ class FaultPlan:
         self._handshakes.clear()
         self._stalls.clear()
         self._lifetimes.clear()
+        self._ratios.clear()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep helper for venues applying ``delay_s`` (a seam for tests)."""

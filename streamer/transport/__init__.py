@@ -6,6 +6,8 @@ built from the adapters.
 
 from streamer.transport.backoff import backoff, classify, classify_status
 from streamer.transport.rest import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
     RateLimited,
     RestClient,
     RestError,
@@ -19,6 +21,8 @@ from streamer.transport.rest import (
 from streamer.transport.ws import StreamStats, WsSession, WsStats, default_ws_backoff, wall_ms
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "BodyTooLarge",
     "RateLimited",
     "RestClient",
     "RestError",

@@ -7,7 +7,8 @@ Bodies are returned as raw bytes with their receive time; the adapters parse the
 Exceptions::
 
     RestError                 HTTP error answer, or no answer after all attempts
-     └── RateLimited          429/418 whose Retry-After is longer than we wait, or persists
+     ├── RateLimited          429/418 whose Retry-After is longer than we wait, or persists
+     └── BodyTooLarge         answer body above ``max_body_bytes`` (not retried, nothing parsed)
 
 Per request (``get``):
     1. A fresh enough cached body (``ttl_s``) is returned without a request.
@@ -18,6 +19,9 @@ Per request (``get``):
        408/5xx, timeouts and connection errors: wait a backoff delay, retry. Any other 4xx:
        raise ``RestError`` at once (e.g. Binance 400 ``-1121`` invalid symbol). Every retry uses
        one of the bounded attempts (``max_attempts``, the first included).
+       A body larger than ``max_body_bytes`` (default ``MAX_BODY_BYTES``, 32 MiB; by its
+       Content-Length, or counted while reading) is not read further: ``BodyTooLarge`` at once,
+       counted in ``VenueStats.body_too_large`` (an untrusted venue cannot make us buffer more).
     5. When the venue reports its used weight in a header, usage at or above
        ``used_weight_soft`` of the limit drains the bucket in proportion, so that following
        requests wait for refill instead of hitting 429.
@@ -44,6 +48,8 @@ from streamer.transport.backoff import classify
 from streamer.transport.ws import wall_ms
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "BodyTooLarge",
     "RateLimited",
     "RestClient",
     "RestError",
@@ -61,6 +67,11 @@ T = TypeVar("T")
 Params = Mapping[str, str | int | float]
 
 _EPS = 1e-9
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Default cap of one REST answer body (``RestClient(max_body_bytes=...)``)."""
+
+_READ_CHUNK = 64 * 1024
 
 
 class RestError(Exception):
@@ -95,6 +106,23 @@ class RateLimited(RestError):
     ) -> None:
         super().__init__(status, body, url, venue)
         self.retry_after_s = retry_after_s
+
+
+class BodyTooLarge(RestError):
+    """The answer body exceeds ``max_body_bytes``; it was not read further (nor retried).
+
+    Attributes:
+        limit: The cap in bytes.
+        size: Content-Length when the venue announced one, else the bytes read when we stopped.
+    """
+
+    def __init__(self, status: int, url: str, venue: str, limit: int, size: int, announced: bool) -> None:
+        super().__init__(status, b"", url, venue)
+        self.limit = limit
+        self.size = size
+        how = f"Content-Length {size}" if announced else f"more than {limit} bytes read"
+        self.args = (f"{venue} GET {url}: HTTP {status}: response body too large ({how}; "
+                     f"max_body_bytes is {limit}); not read, not retried",)
 
 
 class _LeaderGone(Exception):
@@ -170,6 +198,7 @@ class VenueStats:
         cache_hits: Answers served from the TTL cache.
         coalesced: Calls that joined an identical request in flight.
         slowdowns: Times the used-weight header drained the bucket.
+        body_too_large: Answers dropped because their body exceeded ``max_body_bytes``.
         used_weight: Latest used-weight header value; None if never seen.
         tokens: Tokens in the bucket now.
         paused_s: Seconds the bucket stays paused (0 when not paused).
@@ -188,6 +217,7 @@ class VenueStats:
     used_weight: int | None
     tokens: float
     paused_s: float
+    body_too_large: int = 0
 
 
 class TokenBucket:
@@ -339,6 +369,7 @@ class TokenBucket:
 class _Venue:
     __slots__ = (
         "banned_418",
+        "body_too_large",
         "bucket",
         "cache_hits",
         "coalesced",
@@ -368,6 +399,7 @@ class _Venue:
         self.cache_hits = 0
         self.coalesced = 0
         self.slowdowns = 0
+        self.body_too_large = 0
         self.used_weight: int | None = None
 
 
@@ -433,6 +465,7 @@ class RestClient:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = wall_ms,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         """Configure the client; the aiohttp session is created on first use.
 
@@ -452,9 +485,13 @@ class RestClient:
             session: An aiohttp session to use instead of our own (not closed by ``close()``).
             clock: Monotonic clock in seconds for buckets and cache ages.
             wall_ms: Receive-time clock, ms since epoch.
+            max_body_bytes: Largest answer body read; a larger one raises ``BodyTooLarge``.
         """
         if concurrency < 1 or max_attempts < 1:
             raise ValueError("RestClient: concurrency and max_attempts must be >= 1")
+        if max_body_bytes < 1:
+            raise ValueError(f"RestClient: max_body_bytes ({max_body_bytes}) must be >= 1")
+        self._max_body = max_body_bytes
         self._limits = dict(limits or {})
         self._default_limits = default_limits
         self._venues: dict[str, _Venue] = {}
@@ -519,6 +556,7 @@ class RestClient:
                 used_weight=v.used_weight,
                 tokens=v.bucket.tokens,
                 paused_s=v.bucket.paused_for(),
+                body_too_large=v.body_too_large,
             )
         return out
 
@@ -677,7 +715,7 @@ class RestClient:
                     async with self._get_session().get(
                         url, params=params, headers=headers, timeout=self._timeout
                     ) as r:
-                        body = await r.read()
+                        body = await self._read_capped(v, url, r)
                         status = r.status
                         resp_headers = r.headers
                         full_url = str(r.url)
@@ -722,6 +760,26 @@ class RestClient:
                                            RestError(status, body, url, v.name), None)
                 continue
             raise RestError(status, body, url, v.name)
+
+    async def _read_capped(self, v: _Venue, url: str, r: aiohttp.ClientResponse) -> bytes:
+        """Read the body, at most ``max_body_bytes``; above that count and raise ``BodyTooLarge``."""
+        limit = self._max_body
+        announced = r.content_length
+        if announced is not None and announced > limit:
+            v.body_too_large += 1
+            log.warning("rest %s GET %s: body of %d bytes above max_body_bytes %d; dropped",
+                        v.name, url, announced, limit)
+            raise BodyTooLarge(r.status, url, v.name, limit, announced, True)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await r.content.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                v.body_too_large += 1
+                log.warning("rest %s GET %s: body above max_body_bytes %d; dropped", v.name, url, limit)
+                raise BodyTooLarge(r.status, url, v.name, limit, size, False)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _retry_or_raise(
         self,

@@ -123,6 +123,10 @@ class WsStats:
         last_error: ``"<ExceptionType>: <message>"`` of the latest failure; None before any.
         backoff_delay_s: The latest reconnect delay, seconds; None before the first.
         streams: Per declared stream, its ``StreamStats``.
+        last_stall_ms: When the watchdog last declared a stall, ms since epoch; None before any.
+        last_stall_quiet_s: At that moment, seconds since the latest data on a watched stream (its
+            last frame, or the connection's opening if later), or since the socket's last frame for
+            a ``stall_timeout_s`` stall.
     """
 
     name: str
@@ -145,6 +149,8 @@ class WsStats:
     last_error: str | None
     backoff_delay_s: float | None
     streams: dict[str, StreamStats]
+    last_stall_ms: int | None = None
+    last_stall_quiet_s: float | None = None
 
 
 class _Stream:
@@ -344,6 +350,8 @@ class WsSession:
         self._errors_fatal = 0
         self._last_error: str | None = None
         self._backoff_delay_s: float | None = None
+        self._last_stall_ms: int | None = None
+        self._last_stall_quiet_s: float | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -466,6 +474,8 @@ class WsSession:
             last_error=self._last_error,
             backoff_delay_s=self._backoff_delay_s,
             streams=streams,
+            last_stall_ms=self._last_stall_ms,
+            last_stall_quiet_s=self._last_stall_quiet_s,
         )
 
     async def wait_open(self) -> None:
@@ -550,15 +560,21 @@ class WsSession:
     def _is_stale(self, st: _Stream, now: float, conn: _Conn | None) -> bool:
         if st.cadence_s is None:
             return False
+        since = self._stale_since(st, conn)
+        if since is None:
+            return True
+        return now - since > self._stale_factor * st.cadence_s
+
+    @staticmethod
+    def _stale_since(st: _Stream, conn: _Conn | None) -> float | None:
+        """Monotonic time a stream's staleness counts from: its last touch, or the connection's opening."""
         since = st.last_mono
         if conn is not None:
             # a fresh connection, or a stream declared meanwhile, gets a full grace period
             grace_from = max(conn.opened_mono, st.declared_mono)
             if since is None or since < grace_from:
                 since = grace_from
-        if since is None:
-            return True
-        return now - since > self._stale_factor * st.cadence_s
+        return since
 
     async def _connect_and_serve(self) -> _Outcome:
         """Make one connect attempt and serve the connection until it ends.
@@ -741,27 +757,42 @@ class WsSession:
                              immediate=True) from None
         raise _Reconnect(f"reconnect requested: {conn.kick_reason}", immediate=True)
 
-    def _check_interval(self) -> float:
-        limits = [self._stall_timeout_s] if self._stall_timeout_s else []
-        cadences = [st.cadence_s for st in self._streams.values() if st.cadence_s is not None]
-        if cadences:
-            limits.append(self._stale_factor * min(cadences))
-        if not limits:
+    def _check_delay(self, conn: _Conn, now: float) -> float:
+        """Seconds until the earliest moment a stall could be declared (at most 1 s), so that a
+        stall is detected when it happens, not up to a polling interval later. Touches and newly
+        declared streams only move that moment later; re-checking at it is always safe."""
+        due: list[float] = []
+        if self._stall_timeout_s is not None:
+            due.append(conn.last_frame_mono + self._stall_timeout_s)
+        latest = None  # all watched streams must be stale: the latest of their deadlines
+        for st in self._streams.values():
+            if st.cadence_s is not None:
+                deadline = (self._stale_since(st, conn) or now) + self._stale_factor * st.cadence_s
+                latest = deadline if latest is None else max(latest, deadline)
+        if latest is not None:
+            due.append(latest)
+        if not due:
             return 1.0
-        return min(1.0, max(0.001, min(limits) / 4))
+        return min(1.0, max(0.001, min(due) - now + 0.001))
 
     async def _watchdog(self, conn: _Conn) -> None:
         while True:
-            await asyncio.sleep(self._check_interval())
+            await asyncio.sleep(self._check_delay(conn, time.monotonic()))
             now = time.monotonic()
             if self._stall_timeout_s is not None:
                 silent = now - conn.last_frame_mono
                 if silent > self._stall_timeout_s:
+                    self._note_stall(silent)
                     raise _Reconnect(f"no frame for {silent:.2f}s", immediate=False, stalled=True)
             watched = [st for st in self._streams.values() if st.cadence_s is not None]
             if watched and all(self._is_stale(st, now, conn) for st in watched):
+                self._note_stall(now - max(self._stale_since(st, conn) or now for st in watched))
                 raise _Reconnect(f"all {len(watched)} streams with a cadence are stale",
                                  immediate=False, stalled=True)
+
+    def _note_stall(self, quiet_s: float) -> None:
+        self._last_stall_ms = self._wall_ms()
+        self._last_stall_quiet_s = quiet_s
 
 
 def _describe(exc: BaseException) -> str:

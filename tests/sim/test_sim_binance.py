@@ -699,3 +699,14 @@ async def test_global_long_short_account_ratio(sim: SimServer, http: aiohttp.Cli
     status, err, _ = await get(http, um + path + "?symbol=BTCUSDT")
     assert status == 400
     assert err["code"] < 0
+
+
+async def test_hung_handshake_times_out_then_success(sim: SimServer) -> None:
+    sim.faults.hang_handshakes(1.0, count=1, venue="binance.um")
+    url = sim.urls["binance_um_ws"] + "/ws/btcusdt@markPrice@1s"
+    with pytest.raises(TimeoutError):
+        async with connect(url, open_timeout=0.3):
+            pass
+    async with connect(url) as ws:
+        assert (await recv_json(ws))["e"] == "markPriceUpdate"
+    assert sim.faults.stats["handshake_hang"] == 1

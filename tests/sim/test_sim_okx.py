@@ -617,3 +617,16 @@ async def test_long_short_account_ratio(sim: SimServer) -> None:
         assert ratio == pytest.approx(share / (1 - share), abs=1e-4)
         _, body = await get(http, base)
         assert body["code"] != "0"  # ccy is required
+
+
+async def test_hung_handshake_times_out_on_the_client_then_the_next_upgrade_succeeds(sim: SimServer) -> None:
+    url = sim.urls["okx_ws_public"]
+    sim.faults.hang_handshakes(1.0, count=1, venue="okx")
+    with pytest.raises(TimeoutError):
+        async with connect(url, open_timeout=0.3):
+            pass
+    async with connect(url, open_timeout=2) as ws:  # the hang was used up
+        await subscribe(ws, {"channel": "mark-price", "instId": "BTC-USDT-SWAP"})
+    assert sim.faults.stats["handshake_hang"] == 1
+    with pytest.raises(ValueError, match=r"seconds \(0\) must be > 0"):
+        sim.faults.hang_handshakes(0)

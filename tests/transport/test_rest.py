@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 
 from streamer.transport import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
     RateLimited,
     RestClient,
     RestError,
@@ -458,3 +460,69 @@ async def test_gather_limited_raises_a_group_and_leaves_no_coroutine_unawaited()
 
     with pytest.raises(ExceptionGroup):
         await gather_limited([job(i) for i in range(5)], 1)
+
+
+# ---------------------------------------------------------------- body size cap
+
+
+async def test_rest_body_above_the_cap_by_content_length_is_refused_counted_and_not_retried():
+    big = b"x" * 5000
+
+    async def handler(request: web.Request, n: int) -> web.Response:
+        return web.Response(body=big)
+
+    async with http_server(handler) as srv, client(max_body_bytes=4096) as rest:
+        with pytest.raises(BodyTooLarge) as err:
+            await rest.get_json("v", srv.base + "/big")
+        stats = rest.stats()["v"]
+    assert len(srv.hits) == 1  # not retried: the same answer would come back
+    assert (err.value.status, err.value.limit, err.value.size) == (200, 4096, 5000)
+    assert str(err.value) == (f"v GET {srv.base}/big: HTTP 200: response body too large "
+                              "(Content-Length 5000; max_body_bytes is 4096); not read, not retried")
+    assert isinstance(err.value, RestError)
+    assert (stats.body_too_large, stats.ok, stats.retries) == (1, 0, 0)
+
+
+async def test_rest_chunked_body_above_the_cap_is_cut_while_reading():
+    async def handler(request: web.Request, n: int) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()  # no Content-Length: counted while read
+        await resp.prepare(request)
+        for _ in range(100):
+            await resp.write(b"y" * 1000)
+        await resp.write_eof()
+        return resp
+
+    async with http_server(handler) as srv, client(max_body_bytes=10_000) as rest:
+        with pytest.raises(BodyTooLarge) as err:
+            await rest.get_json("v", srv.base + "/chunked")
+        stats = rest.stats()["v"]
+    assert err.value.limit == 10_000
+    assert 10_000 < err.value.size <= 10_000 + 64 * 1024
+    assert "more than 10000 bytes read; max_body_bytes is 10000" in str(err.value)
+    assert stats.body_too_large == 1
+
+
+async def test_rest_body_exactly_at_the_cap_is_returned_whole():
+    body = b"z" * 4096
+
+    async def handler(request: web.Request, n: int) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(body[:1000])
+        await resp.write(body[1000:])
+        await resp.write_eof()
+        return resp
+
+    async with http_server(handler) as srv, client(max_body_bytes=4096) as rest:
+        got, _ = await rest.get_json("v", srv.base + "/exact")
+        stats = rest.stats()["v"]
+    assert got == body
+    assert (stats.body_too_large, stats.ok) == (0, 1)
+
+
+def test_rest_default_body_cap_is_32_mib():
+    assert MAX_BODY_BYTES == 32 * 1024 * 1024
+    with pytest.raises(ValueError, match=r"max_body_bytes \(0\) must be >= 1"):
+        RestClient({}, max_body_bytes=0)

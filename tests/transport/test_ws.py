@@ -485,7 +485,6 @@ async def test_ws_session_long_lived_connection_resets_backoff_without_touches()
     assert recorder.delays == [0.01, 0.02, 0.01]
 
 
-
 async def test_connected_since_ms_is_the_open_connections_start_and_none_while_down():
     async with ws_server(accept_and_serve) as srv:
         session = make_session(srv.url)
@@ -501,3 +500,34 @@ async def test_connected_since_ms_is_the_open_connections_start_and_none_while_d
         with pytest.raises(asyncio.CancelledError):
             await task
     assert session.connected_since_ms is None
+
+
+async def test_ws_session_declares_a_stall_at_the_stale_limit_not_a_polling_interval_later():
+    cadence = 0.2  # stale_factor 2: stalled 0.4 s after the last frame (the old 1/4-interval poll: up to 0.5 s)
+    last_sent: list[float] = []
+
+    async def script(conn: ServerConn) -> web.StreamResponse:
+        ws = await conn.accept()
+        if conn.index == 0:
+            for i in range(3):
+                if i:
+                    await asyncio.sleep(0.05)
+                await ws.send_str("mark")
+            last_sent.append(time.time())
+            await conn.serve()  # stays open, answers pings, sends nothing
+            return ws
+        await conn.serve(stream_every(10 * MS, "mark"))
+        return ws
+
+    async with ws_server(script) as srv:
+        session: WsSession = make_session(srv.url, stale_factor=2.0, on_frame=lambda f, t: session.touch("mark", t))
+        session.expect("mark", cadence)
+        async with running(session):
+            await session.wait_connects(2)
+            stats = session.stats()
+    assert stats.stalls == 1
+    assert stats.last_stall_ms is not None
+    assert stats.last_stall_quiet_s is not None
+    detected_after_s = stats.last_stall_ms / 1000 - last_sent[0]
+    assert 2 * cadence <= stats.last_stall_quiet_s < 2 * cadence + 0.05
+    assert 2 * cadence - 0.01 <= detected_after_s < 2 * cadence + 0.05

@@ -48,11 +48,13 @@ class Venue(Protocol):
         """Close every live connection (server shutdown)."""
 
 
-def handshake_rejection(faults: FaultPlan, venue_key: str, request: web.Request) -> web.Response | None:
-    """The HTTP answer to an upgrade request that ``faults.reject_handshakes`` wants refused."""
+async def handshake_rejection(faults: FaultPlan, venue_key: str, request: web.Request) -> web.Response | None:
+    """The HTTP answer to an upgrade request that ``faults.reject_handshakes`` wants refused
+    (after the fault's ``delay_s``: ``faults.hang_handshakes`` makes the client's handshake time out)."""
     fault = faults.take_handshake_fault(venue_key, request.path)
     if fault is None:
         return None
+    await faults.sleep(fault.delay_s)
     headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
     return web.Response(status=fault.status, text=f"simulated handshake failure {fault.status}", headers=headers)
 
@@ -134,8 +136,11 @@ class WsConnection:
     # sending ----------------------------------------------------------------------------------
 
     def push(self, frame: str) -> None:
-        """Queue a market-data frame."""
+        """Queue a market-data frame (and, under ``faults.garbage_ratio``, sometimes a spoiled copy)."""
         self._put(True, frame)
+        spoiled = self.faults.garbage_for(self._venue_key, frame)
+        if spoiled is not None:
+            self._put(True, spoiled)
 
     def reply(self, frame: str) -> None:
         """Queue a control frame (ack, pong, error): never withheld by a stall."""

@@ -575,7 +575,11 @@ class _Conn:
 
     def push(self, stream: str, payload: str) -> None:
         """Queue a market-data payload from ``stream`` (enveloped on combined connections)."""
-        self._put(True, _envelope(stream, payload) if self.combined else payload)
+        frame = _envelope(stream, payload) if self.combined else payload
+        self._put(True, frame)
+        spoiled = self.venue.faults.garbage_for(self.venue_key, frame)
+        if spoiled is not None:
+            self._put(True, spoiled)
 
     def reply(self, body: Json) -> None:
         self._put(False, orjson.dumps(body).decode())
@@ -862,6 +866,7 @@ class BinanceVenue:
     ) -> web.StreamResponse:
         fault = self.faults.take_handshake_fault(prod.key, request.path)
         if fault is not None:
+            await self.faults.sleep(fault.delay_s)
             headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
             return web.Response(
                 status=fault.status, text=f"simulated handshake failure {fault.status}", headers=headers

@@ -669,7 +669,7 @@ class BitmexVenue:
         return self.config.connections_per_hour - len(self._opened)
 
     async def _ws_session(self, request: web.Request) -> web.StreamResponse:
-        rejection = handshake_rejection(self.faults, WS_KEY, request)
+        rejection = await handshake_rejection(self.faults, WS_KEY, request)
         if rejection is not None:
             return rejection
         if self._remaining() <= 0:

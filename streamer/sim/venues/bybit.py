@@ -650,7 +650,7 @@ class BybitVenue:
         return handler
 
     async def _ws_session(self, request: web.Request, category: Category) -> web.StreamResponse:
-        rejection = handshake_rejection(self.faults, f"{NAME}.{category}", request)
+        rejection = await handshake_rejection(self.faults, f"{NAME}.{category}", request)
         if rejection is not None:
             return rejection
         ws = web.WebSocketResponse(autoping=True, compress=False, timeout=self.config.close_timeout_s)

@@ -670,7 +670,7 @@ class DeribitVenue:
     # -- WebSocket --------------------------------------------------------------------------
 
     async def _ws_session(self, request: web.Request) -> web.StreamResponse:
-        rejection = handshake_rejection(self.faults, WS_KEY, request)
+        rejection = await handshake_rejection(self.faults, WS_KEY, request)
         if rejection is not None:
             return rejection
         ws = web.WebSocketResponse(autoping=True, compress=False, timeout=self.config.close_timeout_s)
