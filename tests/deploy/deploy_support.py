@@ -119,17 +119,11 @@ def running_demo(log: Path) -> Iterator[Demo]:
             time.sleep(0.2)
         yield demo
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
 
 
-def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
-    """SIGTERM, then SIGKILL after 20 s; a process that did not exit cleanly fails with its log."""
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s (nothing when it has already exited)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -137,6 +131,11 @@ def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, then SIGKILL after 20 s; a process that did not exit cleanly fails with its log."""
+    terminate(proc)
     assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
 
 

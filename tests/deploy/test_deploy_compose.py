@@ -12,6 +12,7 @@ import yaml
 from deploy_support import DEPLOY, ROOT
 
 from streamer.config import load_settings
+from tests.compose_checks import assert_mounts_exist_and_ports_are_loopback
 
 
 def compose() -> dict:
@@ -23,13 +24,7 @@ def test_compose_runs_streamer_prometheus_alertmanager_and_grafana():
 
 
 def test_every_bind_mount_is_a_file_of_deploy_and_every_port_is_loopback_only():
-    for name, svc in compose()["services"].items():
-        for volume in svc.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("./"):
-                assert (DEPLOY / source).exists(), f"{name}: {source}"
-        for port in svc.get("ports", []):
-            assert port.startswith("127.0.0.1:"), f"{name}: {port}"
+    assert_mounts_exist_and_ports_are_loopback(compose(), DEPLOY)
 
 
 def test_streamer_service_builds_the_dockerfile_and_mounts_the_config_the_image_runs():

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from streamer.config import load_settings
+from tests.compose_checks import assert_mounts_exist_and_ports_are_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -56,13 +57,8 @@ def test_the_two_ingest_services_split_the_venues_and_all_talk_to_the_nats_servi
 
 
 def test_services_build_the_dockerfile_mount_files_of_deploy_and_publish_loopback_ports_only():
-    for name, svc in compose()["services"].items():
-        for volume in svc.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("./"):
-                assert (DEPLOY / source).exists(), f"{name}: {source}"
-        for port in svc.get("ports", []):
-            assert port.startswith("127.0.0.1:"), f"{name}: {port}"
+    assert_mounts_exist_and_ports_are_loopback(compose(), DEPLOY)
+    for svc in compose()["services"].values():
         if "build" in svc:
             assert (DEPLOY / svc["build"]["context"]).resolve() == ROOT
             assert (ROOT / svc["build"]["dockerfile"]).is_file(), svc["build"]["dockerfile"]
